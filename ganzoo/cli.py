@@ -1,0 +1,305 @@
+"""The ``ganzoo`` command. Library errors become one-line messages here, and only here.
+
+Exit codes: 0 success, 1 training diverged, 2 a user mistake (bad name, config, file, folder),
+130 interrupted (a checkpoint was saved first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import GanzooError, TrainingDiverged, TrainingInterrupted
+
+EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _warn_failures() -> None:
+    from .registry import get_registry
+
+    failures = get_registry().failures
+    if failures:
+        err = _console(stderr=True)
+        for failure in failures:
+            err.print(f"[yellow]warning:[/] {failure}", markup=True)
+
+
+# --- list ---------------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .config import describe_options
+    from .registry import get_registry
+
+    registry = get_registry()
+    pattern = args.pattern or "*"
+    rows: dict[str, list[dict[str, Any]]] = {"models": [], "losses": [], "datasets": []}
+    for kind, key in (("model", "models"), ("loss", "losses"), ("dataset", "datasets")):
+        for name in registry.names(kind, pattern):
+            spec = registry.get(kind, name)
+            info = registry.plugins.infos.get(spec.plugin)
+            row: dict[str, Any] = {
+                "name": name, "plugin": spec.plugin,
+                "package": info.distribution if info else None, "version": info.version if info else None,
+                "description": spec.description,
+            }
+            if kind == "dataset":
+                row["image_shape"] = list(spec.image_shape)
+                row["num_classes"] = spec.num_classes
+            else:
+                row["options"] = {k: (list(d) if isinstance(d, tuple) else d) for k, _, d, _ in describe_options(spec.options)}
+            rows[key].append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        _warn_failures()
+        return 0
+
+    from rich.table import Table
+
+    console = _console()
+    if not any(rows.values()):
+        console.print(f"nothing matches {pattern!r}; `ganzoo list` shows everything")
+    for key, title in (("models", "Models"), ("losses", "Losses"), ("datasets", "Datasets")):
+        if not rows[key]:
+            continue
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("name", style="cyan", no_wrap=True)
+        table.add_column("plugin")
+        table.add_column("shape" if key == "datasets" else "options")
+        table.add_column("description")
+        for row in rows[key]:
+            plugin = row["plugin"] if not row["package"] or row["package"] == "ganzoo" else f"{row['plugin']} ({row['package']} {row['version']})"
+            extra = ("x".join(map(str, row["image_shape"])) if key == "datasets"
+                     else ", ".join(row["options"]) or "-")
+            table.add_row(row["name"], plugin, extra, row["description"])
+        console.print(table)
+    _warn_failures()
+    return 0
+
+
+# --- train --------------------------------------------------------------------------------------
+
+def _abspath(path: str | None) -> str | None:
+    # stored in the run's config, which must still work from another working directory
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    from .config import apply_override, find_recipe, load_toml, merge, parse_override, resolve_config
+
+    raw: dict[str, Any] = {}
+    source = None
+    if args.config:
+        raw = merge(raw, load_toml(args.config), str(args.config))
+        source = str(args.config)
+    model = args.model or raw.get("model", {}).get("name")
+    if model is None:
+        raise GanzooError("name a model (`ganzoo train dcgan`) or pass --config FILE; `ganzoo list` shows models")
+    dataset = args.dataset or raw.get("data", {}).get("name") or "fashion_mnist"
+    if not args.config:
+        from .registry import get_dataset_spec
+
+        get_dataset_spec(dataset)  # an unknown dataset is reported before looking for recipes
+        found = find_recipe(model, dataset)
+        if found:
+            raw, source = merge(raw, found[0], found[1]), found[1]
+    flags = {
+        ("model", "name"): args.model, ("data", "name"): args.dataset, ("data", "root"): _abspath(args.data_dir),
+        ("loss", "name"): args.loss, ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
+        ("train", "seed"): args.seed, ("train", "device"): args.device, ("train", "max_steps"): args.max_steps,
+    }
+    for (section, key), value in flags.items():
+        if value is not None:
+            raw = merge(raw, {section: {key: value}}, f"--{key}")
+    for text in args.set or ():
+        key, value = parse_override(text)
+        apply_override(raw, key, value)
+    return resolve_config(raw), source
+
+
+def _resume_config(args: argparse.Namespace) -> Any:
+    from .checkpoint import load_checkpoint
+    from .config import apply_override, merge, parse_override, resolve_config
+    from .rundir import find_checkpoint
+
+    _, meta = load_checkpoint(find_checkpoint(args.resume))
+    raw = meta["config"]
+    if args.model and args.model != raw["model"]["name"]:
+        raise GanzooError(f"{args.resume} is a {raw['model']['name']} run; it cannot be resumed as {args.model}")
+    for flag in ("dataset", "loss", "batch_size", "seed", "config"):
+        if getattr(args, flag) is not None:
+            raise GanzooError(f"--{flag.replace('_', '-')} cannot change when resuming; start a new run instead")
+    flags = {("data", "root"): _abspath(args.data_dir), ("train", "epochs"): args.epochs,
+             ("train", "device"): args.device, ("train", "max_steps"): args.max_steps}
+    for (section, key), value in flags.items():
+        if value is not None:
+            raw = merge(raw, {section: {key: value}}, f"--{key}")
+    for text in args.set or ():
+        key, value = parse_override(text)
+        if not key.startswith("train."):
+            raise GanzooError(f"--set {key} cannot change when resuming; only train.* settings can")
+        apply_override(raw, key, value)
+    return resolve_config(raw)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import dump_toml
+    from .rundir import RunDir, default_run_dir, prepare_new_run
+
+    if args.resume:
+        config = _resume_config(args)
+        run, source = RunDir(Path(args.resume)), f"resumed from {args.resume}"
+    else:
+        config, source = _build_config(args)
+        out = Path(args.out) if args.out else default_run_dir(config.model["name"], config.data.name)
+        run = prepare_new_run(out, overwrite=args.overwrite)
+
+    # torch is imported only now, after every cheap check has passed
+    from .checkpoint import atomic_write_bytes
+    from .progress import RichProgress
+    from .trainer import Trainer
+
+    console = _console()
+    progress = RichProgress()
+    trainer = Trainer(config, run, callbacks=[progress])
+    if args.resume:
+        trainer.restore(run.last_checkpoint)
+        if trainer.state.step >= trainer.total_steps:
+            console.print(f"{run.path} has already trained {trainer.state.epoch} epochs "
+                          f"({trainer.state.step} steps); raise --epochs to train further")
+            return 0
+    atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
+    if source:
+        console.print(f"config: {source}", style="dim")
+    try:
+        summary = trainer.fit()
+    finally:
+        progress.close()
+    console.print(
+        f"done: {summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.0f}s "
+        f"({summary['images_per_s']:,.0f} images/s). Samples in {run.samples}, checkpoint {run.last_checkpoint}.\n"
+        f"next: ganzoo sample {run.path} --n 64 --out samples.png"
+    )
+    return 0
+
+
+# --- sample -------------------------------------------------------------------------------------
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .rundir import RunDir
+
+    if args.n < 1:
+        raise GanzooError(f"--n must be at least 1, got {args.n}")
+    out = Path(args.out) if args.out else RunDir(Path(args.run)).samples / f"sample_seed{args.seed}.png"
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise GanzooError(f"--out must end in .png (a grid) or .npy (a uint8 array), got {out.name!r}")
+    if not out.parent.is_dir():
+        raise GanzooError(f"folder {out.parent} does not exist")
+
+    from .images import save_grid, save_npy
+    from .sampling import generate, load_generator
+    from .trainer import resolve_device
+
+    generator, meta = load_generator(args.run, device=resolve_device(args.device))
+    images = generate(generator, args.n, seed=args.seed)
+    try:
+        (save_grid(images, out) if suffix == ".png" else save_npy(images, out))
+    except OSError as exc:
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    _console().print(f"wrote {args.n} samples of {meta['model']} to {out}")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganzoo", description="Train, sample and compare GANs; every variant is a plugin.",
+        epilog="Start with: ganzoo list, then ganzoo train dcgan --dataset fashion_mnist",
+    )
+    parser.add_argument("--version", action="version", version=f"ganzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list models, losses and datasets with their plugins",
+                       description="List registered models, losses and datasets.")
+    p.add_argument("pattern", nargs="?", help="shell-style name pattern, e.g. 'dc*'")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a GAN and write a run directory",
+                       description="Train MODEL on a dataset. Settings come from the zoo recipe for "
+                                   "(MODEL, dataset), then --config, then flags, then --set.")
+    p.add_argument("model", nargs="?", help="registered model name (`ganzoo list`)")
+    p.add_argument("--dataset", help="dataset name (default fashion_mnist)")
+    p.add_argument("--data-dir", help="dataset root in torchvision's layout (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/datasets)")
+    p.add_argument("--epochs", type=_positive_int, help="total epochs; with --resume, the total to reach")
+    p.add_argument("--batch-size", type=_positive_int, help="images per step")
+    p.add_argument("--max-steps", type=_positive_int, help="stop after this many steps in total")
+    p.add_argument("--loss", help="loss name (default nonsaturating)")
+    p.add_argument("--config", help="TOML config file (replaces the zoo recipe)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set g_optimizer.lr=1e-4 (repeatable)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--out", help="run directory (default runs/MODEL-DATASET, numbered if taken)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate images from a trained run",
+                       description="Generate images from a run directory or checkpoint file.")
+    p.add_argument("run", help="run directory or .safetensors checkpoint")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", help="output .png (grid) or .npy (uint8 [N, C, H, W]); default RUN/samples/sample_seedS.png")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="default cpu")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    err = _console(stderr=True)
+    try:
+        return args.func(args)
+    except TrainingInterrupted as exc:
+        err.print(f"[yellow]interrupted:[/] {exc}")
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as exc:
+        err.print(f"[red]diverged:[/] {exc}")
+        return EXIT_DIVERGED
+    except GanzooError as exc:
+        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

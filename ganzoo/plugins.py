@@ -1,0 +1,159 @@
+"""One plugin manager: ganzoo's default plugin modules plus every ``ganzoo`` entry point.
+
+The built-in variants (``plugins/`` in the source tree, installed as ``ganzoo_plugins``) are entry
+points of the ganzoo distribution itself, found exactly like a third-party package's.
+
+Environment switches (as pytest and llm have them):
+
+``GANZOO_PLUGINS=name1,name2``
+    load only these entry-point plugins (default plugin modules always load).
+``GANZOO_DISABLE_PLUGIN_AUTOLOAD=1``
+    load no third-party entry points; the ones ganzoo itself ships still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "ganzoo"
+DEFAULT_PLUGINS: tuple[str, ...] = ("ganzoo.data",)
+ONLY_ENV = "GANZOO_PLUGINS"
+NO_AUTOLOAD_ENV = "GANZOO_DISABLE_PLUGIN_AUTOLOAD"
+SELF_DISTRIBUTION = "ganzoo"
+
+
+@dataclass
+class PluginInfo:
+    """What ``ganzoo plugins`` shows for one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = True
+    hooks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded or broke the contract; the rest keep working."""
+
+    name: str
+    error: str
+    distribution: str | None = None
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r}: {self.error}"
+
+
+@dataclass
+class PluginSet:
+    manager: pluggy.PluginManager
+    infos: dict[str, PluginInfo]
+    failures: list[PluginFailure]
+
+
+def _describe(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points()
+    selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
+    # One distribution can be seen twice (an editable install next to a build dir): keep the first.
+    seen: dict[str, metadata.EntryPoint] = {}
+    for ep in selected:
+        seen.setdefault(ep.name, ep)
+    return sorted(seen.values(), key=lambda ep: ep.name)
+
+
+def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures: list[PluginFailure]) -> None:
+    try:
+        pm.register(module, name=info.name)
+        # check_pending() after each plugin, so a misspelled hook blames exactly that plugin.
+        pm.check_pending()
+    except Exception as exc:  # a broken plugin must not take the others down
+        if pm.is_registered(module):
+            pm.unregister(module)
+        failures.append(PluginFailure(info.name, _describe(exc), info.distribution))
+        return
+    info.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
+    if not info.hooks:
+        pm.unregister(module)
+        failures.append(PluginFailure(info.name, "implements no ganzoo hook (is @hookimpl missing?)", info.distribution))
+        return
+
+
+def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
+    """Create a plugin manager and load default plugins and entry points into it."""
+    env = dict(os.environ if env is None else env)
+    pm = pluggy.PluginManager("ganzoo")
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    failures: list[PluginFailure] = []
+
+    for module_name in DEFAULT_PLUGINS:
+        info = PluginInfo(name=module_name, module=module_name, distribution=SELF_DISTRIBUTION, builtin=True)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            failures.append(PluginFailure(module_name, _describe(exc), SELF_DISTRIBUTION))
+            continue
+        _register(pm, module, info, failures)
+        if pm.has_plugin(info.name):
+            infos[info.name] = info
+
+    only = {n.strip() for n in env.get(ONLY_ENV, "").split(",") if n.strip()} if ONLY_ENV in env else None
+    no_autoload = _truthy(env.get(NO_AUTOLOAD_ENV))
+    for ep in _entry_points():
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        builtin = (dist_name or "").lower() == SELF_DISTRIBUTION
+        if only is not None and ep.name not in only:
+            continue
+        if no_autoload and not builtin and only is None:
+            continue
+        info = PluginInfo(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist_name,
+            version=dist.version if dist is not None else None,
+            builtin=builtin,
+        )
+        if ep.name in infos:
+            failures.append(
+                PluginFailure(ep.name, f"a plugin named {ep.name!r} is already loaded from {infos[ep.name].distribution}", dist_name)
+            )
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:
+            failures.append(PluginFailure(ep.name, f"failed to import {ep.value}: {_describe(exc)}", dist_name))
+            continue
+        _register(pm, module, info, failures)
+        if pm.has_plugin(info.name):
+            infos[info.name] = info
+    return PluginSet(pm, infos, failures)
+
+
+def register_plugin(plugins: PluginSet, module: Any, name: str | None = None) -> None:
+    """Add a plugin object at run time (tests, notebooks). The registry must be rebuilt after."""
+    info = PluginInfo(name=name or getattr(module, "__name__", repr(module)), module=repr(module), builtin=False)
+    _register(plugins.manager, module, info, plugins.failures)
+    if plugins.manager.has_plugin(info.name):
+        plugins.infos[info.name] = info

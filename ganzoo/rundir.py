@@ -1,0 +1,116 @@
+"""The run directory: everything needed to resume, sample or report a run lives here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, ConfigError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.safetensors"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:04d}.safetensors"
+
+    def grid(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:04d}.png"
+
+    def is_run(self) -> bool:
+        return self.config.is_file() or self.checkpoints.is_dir()
+
+    def create(self) -> None:
+        for folder in (self.path, self.samples, self.checkpoints):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.metrics, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.is_file():
+            return []
+        out = []
+        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; the rest is still good
+        return out
+
+
+def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:
+    """``runs/<model>-<dataset>``, or the first free ``-2``, ``-3``, ... so no run is overwritten."""
+    stem = Path(base) / f"{model}-{dataset}"
+    candidate, n = stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = stem.with_name(f"{stem.name}-{n}")
+    return candidate
+
+
+def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
+    """Create a run directory for a new run; refuse a folder that already holds something."""
+    run = RunDir(Path(path))
+    if run.path.exists() and not run.path.is_dir():
+        raise ConfigError(f"output path {run.path} exists and is not a folder")
+    if run.path.is_dir() and any(run.path.iterdir()):
+        if not overwrite:
+            what = "a ganzoo run" if run.is_run() else "other files"
+            raise ConfigError(
+                f"output folder {run.path} already holds {what}; pass --resume {run.path} to continue it, "
+                "--overwrite to replace it, or another --out"
+            )
+        if not run.is_run():
+            raise ConfigError(f"refusing to --overwrite {run.path}: it holds files that are not a ganzoo run")
+        shutil.rmtree(run.path)
+    try:
+        run.create()
+        probe = run.path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {run.path}: {exc.strerror or exc}") from None
+    return run
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A run directory -> its last checkpoint; a checkpoint file -> itself."""
+    path = Path(path)
+    if path.is_dir():
+        last = RunDir(path).last_checkpoint
+        if not last.is_file():
+            raise CheckpointError(f"{path} holds no checkpoint ({last.relative_to(path)} is missing): is it a ganzoo run?")
+        return last
+    if path.is_file():
+        return path
+    raise CheckpointError(f"no run directory or checkpoint at {path}")

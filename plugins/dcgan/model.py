@@ -1,0 +1,79 @@
+"""DCGAN generator and discriminator for any image size divisible by 4 (28x28, 32x32, ...)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.errors import ConfigError
+from ganzoo.interfaces import GAN, Discriminator, Generator
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    # Radford et al.: all weights from N(0, 0.02); BatchNorm scale around 1
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(Generator):
+    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options.latent_dim, image_shape)
+        channels, height, width = image_shape
+        self.base = (height // 4, width // 4)
+        w, k, bn, slope = options.width, options.kernel_size, options.g_batchnorm, options.leaky_slope
+        self.project = nn.Linear(options.latent_dim, 4 * w * self.base[0] * self.base[1], bias=not bn)
+
+        def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+            conv = nn.ConvTranspose2d(cin, cout, k, stride, padding=k // 2, output_padding=stride - 1, bias=not bn)
+            return [conv, *([nn.BatchNorm2d(cout)] if bn else []), nn.LeakyReLU(slope, inplace=True)]
+
+        self.stem = nn.Sequential(*([nn.BatchNorm2d(4 * w)] if bn else []), nn.LeakyReLU(slope, inplace=True))
+        self.body = nn.Sequential(
+            *block(4 * w, 2 * w, 1),  # base -> base
+            *block(2 * w, w, 2),  # -> 2x
+            nn.ConvTranspose2d(w, channels, k, 2, padding=k // 2, output_padding=1),  # -> 4x
+            nn.Tanh(),
+        )
+        self.apply(_init_dcgan)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.project(z).view(z.shape[0], -1, *self.base)
+        return self.body(self.stem(x))
+
+
+class DCGANDiscriminator(Discriminator):
+    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(image_shape)
+        channels, height, width = image_shape
+        w, k, slope, p = options.width, options.kernel_size, options.leaky_slope, options.dropout
+        drop = [nn.Dropout(p)] if p > 0 else []
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, w, k, 2, padding=k // 2),
+            nn.LeakyReLU(slope, inplace=True), *drop,
+            nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm),
+            *([nn.BatchNorm2d(2 * w)] if options.d_batchnorm else []),
+            nn.LeakyReLU(slope, inplace=True), *drop,
+            nn.Flatten(),
+        )
+        # stride-2 convs with 'same' padding give ceil(size / 2) twice
+        flat = 2 * w * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
+        self.head = nn.Linear(flat, 1)
+        self.apply(_init_dcgan)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+
+def build_dcgan(options: Any, *, image_shape: tuple[int, int, int]) -> GAN:
+    _, height, width = image_shape
+    if height % 4 or width % 4:
+        raise ConfigError(f"dcgan needs image height and width divisible by 4, got {height}x{width}")
+    return GAN(DCGANGenerator(options, image_shape), DCGANDiscriminator(options, image_shape))

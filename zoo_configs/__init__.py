@@ -1,0 +1,1 @@
+"""Tuned recipes, one TOML per (model, dataset); installed as ganzoo.zoo_configs."""
