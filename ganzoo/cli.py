@@ -196,11 +196,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sample -------------------------------------------------------------------------------------
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .rundir import RunDir
+    from .rundir import RunDir, find_checkpoint
 
     if args.n < 1:
         raise GanzooError(f"--n must be at least 1, got {args.n}")
-    out = Path(args.out) if args.out else RunDir(Path(args.run)).samples / f"sample_seed{args.seed}.png"
+    checkpoint = find_checkpoint(args.run)
+    if args.out:
+        out = Path(args.out)
+    else:
+        # a checkpoint lives in RUN/checkpoints/; its samples go to RUN/samples/
+        root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+        out = RunDir(root).samples / f"sample_seed{args.seed}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy"):
         raise GanzooError(f"--out must end in .png (a grid) or .npy (a uint8 array), got {out.name!r}")
@@ -211,7 +218,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .sampling import generate, load_generator
     from .trainer import resolve_device
 
-    generator, meta = load_generator(args.run, device=resolve_device(args.device))
+    generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
     images = generate(generator, args.n, seed=args.seed)
     try:
         (save_grid(images, out) if suffix == ".png" else save_npy(images, out))

@@ -54,13 +54,16 @@ class DCGANDiscriminator(Discriminator):
         super().__init__(image_shape)
         channels, height, width = image_shape
         w, k, slope, p = options.width, options.kernel_size, options.leaky_slope, options.dropout
-        drop = [nn.Dropout(p)] if p > 0 else []
+
+        def drop() -> list[nn.Module]:
+            return [nn.Dropout(p)] if p > 0 else []
+
         self.features = nn.Sequential(
             nn.Conv2d(channels, w, k, 2, padding=k // 2),
-            nn.LeakyReLU(slope, inplace=True), *drop,
+            nn.LeakyReLU(slope, inplace=True), *drop(),
             nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm),
             *([nn.BatchNorm2d(2 * w)] if options.d_batchnorm else []),
-            nn.LeakyReLU(slope, inplace=True), *drop,
+            nn.LeakyReLU(slope, inplace=True), *drop(),
             nn.Flatten(),
         )
         # stride-2 convs with 'same' padding give ceil(size / 2) twice
