@@ -22,17 +22,20 @@ EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # markup off: messages carry user text such as "[model]"; styled lines opt in and escape it
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
 
 
 def _warn_failures() -> None:
+    from rich.markup import escape
+
     from .registry import get_registry
 
     failures = get_registry().failures
     if failures:
         err = _console(stderr=True)
         for failure in failures:
-            err.print(f"[yellow]warning:[/] {failure}", markup=True)
+            err.print(f"[yellow]warning:[/] {escape(str(failure))}", markup=True)
 
 
 # --- list ---------------------------------------------------------------------------------------
@@ -74,9 +77,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         table = Table(title=title, title_justify="left", show_lines=False)
         table.add_column("name", style="cyan", no_wrap=True)
-        table.add_column("plugin")
-        table.add_column("shape" if key == "datasets" else "options")
-        table.add_column("description")
+        table.add_column("plugin", overflow="fold")
+        table.add_column("shape" if key == "datasets" else "options", overflow="fold")
+        table.add_column("description", overflow="fold")
         for row in rows[key]:
             plugin = row["plugin"] if not row["package"] or row["package"] == "ganzoo" else f"{row['plugin']} ({row['package']} {row['version']})"
             extra = ("x".join(map(str, row["image_shape"])) if key == "datasets"
@@ -84,6 +87,58 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(row["name"], plugin, extra, row["description"])
         console.print(table)
     _warn_failures()
+    return 0
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from .registry import get_registry
+
+    registry = get_registry()
+    registered: dict[str, list[str]] = {}
+    for kind in ("model", "loss", "dataset"):
+        for name in registry.names(kind):
+            registered.setdefault(registry.get(kind, name).plugin, []).append(f"{kind}:{name}")
+    loaded = [
+        {"name": info.name, "package": info.distribution, "version": info.version, "builtin": info.builtin,
+         "module": info.module, "hooks": info.hooks, "registers": registered.get(info.name, [])}
+        for info in sorted(registry.plugins.infos.values(), key=lambda i: (not i.builtin, i.name))
+    ]
+    failed = [{"name": f.name, "package": f.distribution, "error": f.error} for f in registry.failures]
+    if args.json:
+        print(json.dumps({"plugins": loaded, "failed": failed}, indent=2))
+        return 0
+
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title="Plugins", title_justify="left")
+    for column in ("name", "package", "version", "source", "hooks", "registers"):
+        table.add_column(column, style="cyan" if column == "name" else None, overflow="fold")
+    for row in loaded:
+        table.add_row(row["name"], row["package"] or "-", row["version"] or "-",
+                      "built-in" if row["builtin"] else "third-party", ", ".join(row["hooks"]),
+                      ", ".join(row["registers"]) or "-")
+    console.print(table)
+    for row in failed:
+        console.print(f"[red]failed:[/] {escape(row['name'])}" + (f" ({row['package']})" if row["package"] else "")
+                      + f": {escape(row['error'])}", markup=True, highlight=False)
+    return 0
+
+
+# --- new-plugin ---------------------------------------------------------------------------------
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from .scaffold import new_plugin
+
+    target = new_plugin(args.name, args.dir)
+    _console().print(*[
+        f"wrote {target}\nnext:\n  cd {target}\n  pip install -e \".[test]\"\n  python -m pytest\n"
+        f"  ganzoo train {args.name} --dataset fashion_mnist"
+    ])
     return 0
 
 
@@ -254,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("plugins", help="show loaded plugins, their hooks, and plugins that failed",
+                       description="Show every loaded plugin (name, package, version, hooks, what it "
+                                   "registers) and every plugin that failed to load, with its error.")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package skeleton",
+                       description="Write ganzoo-NAME/: pyproject with the entry point, a registered "
+                                   "model on ganzoo's interfaces, a README and a test that passes.")
+    p.add_argument("name", help="model name: lower-case letters, digits and '_'")
+    p.add_argument("--dir", default=".", help="folder to write ganzoo-NAME/ into (default .)")
+    p.set_defaults(func=cmd_new_plugin)
+
     p = sub.add_parser("train", help="train a GAN and write a run directory",
                        description="Train MODEL on a dataset. Settings come from the zoo recipe for "
                                    "(MODEL, dataset), then --config, then flags, then --set.")
@@ -291,21 +359,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from rich.markup import escape
+
     err = _console(stderr=True)
     try:
         return args.func(args)
     except TrainingInterrupted as exc:
-        err.print(f"[yellow]interrupted:[/] {exc}")
+        err.print(f"[yellow]interrupted:[/] {escape(str(exc))}", markup=True)
         return EXIT_INTERRUPTED
     except TrainingDiverged as exc:
-        err.print(f"[red]diverged:[/] {exc}")
+        err.print(f"[red]diverged:[/] {escape(str(exc))}", markup=True)
         return EXIT_DIVERGED
     except GanzooError as exc:
-        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+        err.print("[yellow]interrupted[/]", markup=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ganzoo list --json | head`: the reader left, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

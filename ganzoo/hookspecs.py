@@ -45,3 +45,37 @@ def register_datasets(register: Any) -> None:
     ``[N, C, H, W]`` and an int64 tensor of shape ``[N]`` (or ``None``). It raises
     :class:`ganzoo.errors.DatasetError` with the folder and files expected when data is missing.
     """
+
+
+# --- trainer events: a plugin adds a logger or callback without touching the trainer -------------
+# Every event hook is optional and receives the trainer (``trainer.config``, ``trainer.run.path``,
+# ``trainer.state``, ``trainer.gan``). An exception in one is reported once and that plugin's
+# event hooks are skipped for the rest of the run; training goes on.
+
+
+@hookspec
+def on_train_start(trainer: Any) -> None:
+    """Called once before the first step (also when a run is resumed)."""
+
+
+@hookspec
+def on_log(trainer: Any, metrics: dict[str, Any]) -> None:
+    """Called every ``train.log_every`` steps with the line just appended to ``metrics.jsonl``.
+
+    ``metrics`` holds ``step``, ``epoch`` (fractional), ``d_loss``, ``g_loss``, ``d_real``,
+    ``d_fake`` (D's mean probability on real and fake images), ``images_per_s`` and ``time``.
+    """
+
+
+@hookspec
+def on_epoch_end(trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
+    """Called after each epoch, once its sample grid and checkpoint are written.
+
+    ``metrics`` holds ``epoch``, ``step``, ``epoch_seconds`` and ``grid`` (the grid's path relative
+    to the run directory).
+    """
+
+
+@hookspec
+def on_train_end(trainer: Any, summary: dict[str, Any]) -> None:
+    """Called once after the last step with the dictionary written to ``summary.json``."""

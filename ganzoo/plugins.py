@@ -99,6 +99,13 @@ def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures:
         return
 
 
+def _self_version() -> str | None:
+    try:
+        return metadata.version(SELF_DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return None
+
+
 def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
     """Create a plugin manager and load default plugins and entry points into it."""
     env = dict(os.environ if env is None else env)
@@ -108,7 +115,8 @@ def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
     failures: list[PluginFailure] = []
 
     for module_name in DEFAULT_PLUGINS:
-        info = PluginInfo(name=module_name, module=module_name, distribution=SELF_DISTRIBUTION, builtin=True)
+        info = PluginInfo(name=module_name, module=module_name, distribution=SELF_DISTRIBUTION,
+                          version=_self_version(), builtin=True)
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:

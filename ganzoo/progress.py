@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .trainer import Callback, Trainer
@@ -25,9 +26,9 @@ class RichProgress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         c = trainer.config
         self.console.print(
-            f"[bold]ganzoo[/] training [cyan]{c.model['name']}[/] on [cyan]{c.data.name}[/] "
-            f"({len(trainer.images):,} images, batch {trainer.batch_size}, loss {c.loss['name']}, "
-            f"device {trainer.device}) -> {trainer.run.path}"
+            f"[bold]ganzoo[/] training [cyan]{escape(c.model['name'])}[/] on [cyan]{escape(c.data.name)}[/] "
+            f"({len(trainer.images):,} images, batch {trainer.batch_size}, loss {escape(c.loss['name'])}, "
+            f"device {trainer.device}) -> {escape(str(trainer.run.path))}"
         )
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -66,11 +67,11 @@ class RichProgress(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         assert self._progress is not None
         last = trainer.last
-        self._progress.console.print(
+        self._progress.console.print(markup=False, *[
             f"epoch {epoch}: D {float(last.get('d_loss', float('nan'))):.3f}  "
             f"G {float(last.get('g_loss', float('nan'))):.3f}  {metrics['epoch_seconds']:.1f}s  "
             f"grid {trainer.run.path / metrics['grid']}"
-        )
+        ])
 
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         self.close()

@@ -7,6 +7,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from .data import load_images, to_unit_range
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
 from .optim import build_optimizer, get_optimizer
-from .registry import create_loss, create_model, get_dataset_spec
+from .registry import create_loss, create_model, get_dataset_spec, get_registry
 from .rundir import RunDir
 
 
@@ -49,6 +50,41 @@ class Callback:
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...
 
 
+class PluginEvents(Callback):
+    """Forwards trainer events to the plugins' ``on_*`` hooks, one plugin at a time, so a failing
+    logger is reported once and switched off instead of stopping the run."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.disabled: set[str] = set()
+
+    def _call(self, event: str, **kwargs: Any) -> None:
+        for impl in getattr(self.manager.hook, event).get_hookimpls():
+            if impl.plugin_name in self.disabled:
+                continue
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+            except Exception as exc:
+                self.disabled.add(impl.plugin_name)
+                warnings.warn(
+                    f"plugin {impl.plugin_name!r}: {event} raised {type(exc).__name__}: {exc}; "
+                    "its trainer events are off for the rest of this run",
+                    RuntimeWarning, stacklevel=2,
+                )
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._call("on_train_start", trainer=trainer)
+
+    def on_log(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self._call("on_log", trainer=trainer, metrics=metrics)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        self._call("on_epoch_end", trainer=trainer, epoch=epoch, metrics=metrics)
+
+    def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        self._call("on_train_end", trainer=trainer, summary=summary)
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # completed epochs
@@ -65,10 +101,13 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 class Trainer:
     """Trains the GAN a :class:`Config` describes, writing into ``run``."""
 
-    def __init__(self, config: Config, run: RunDir, *, callbacks: Sequence[Callback] = ()) -> None:
+    def __init__(self, config: Config, run: RunDir, *, callbacks: Sequence[Callback] = (),
+                 plugin_events: bool = True) -> None:
         self.config = config
         self.run = run
         self.callbacks = list(callbacks)
+        if plugin_events:
+            self.callbacks.append(PluginEvents(get_registry().plugins.manager))
         t = config.train
         self.device = resolve_device(t.device)
         torch.manual_seed(t.seed)
@@ -143,6 +182,7 @@ class Trainer:
         if self.state.step == 0:
             self.save_grid(0)
         handlers = self._install_signal_handlers()
+        status = "failed"
         window = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
         counts = {k: 0 for k in window}
         window_start, window_images = time.perf_counter(), 0
@@ -204,15 +244,23 @@ class Trainer:
                 elif self.state.step >= self.total_steps:  # max_steps ended mid-epoch
                     self.save_grid(self.state.epoch + 1)
                     self.save_checkpoint()
+            status = "completed"
+        except TrainingInterrupted:
+            status = "interrupted"
+            raise
+        except TrainingDiverged:
+            status = "diverged"
+            raise
         finally:
             self._restore_signal_handlers(handlers)
-        summary = self.summary()
-        atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
-        self._emit("on_train_end", summary)
+            summary = self.summary(status)
+            atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
+            self._emit("on_train_end", summary)
         return summary
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, status: str = "completed") -> dict[str, Any]:
         return {
+            "status": status,
             "model": self.config.model["name"],
             "dataset": self.config.data.name,
             "loss": self.config.loss["name"],

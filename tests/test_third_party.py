@@ -1,0 +1,135 @@
+"""Third-party plugins for real: pip-install packages into a virtualenv and drive ganzoo there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_mnist_like
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plugins" / "ganzoo-resizeconv"
+
+
+class Venv:
+    """A virtualenv that sees this ganzoo (and torch) through the system site-packages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)], check=True)
+        self.python = str(path / "bin" / "python")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GANZOO_")}
+
+    def pip_install(self, package: Path) -> None:
+        subprocess.run([self.python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        "--disable-pip-version-check", str(package)], check=True, env=self.env)
+
+    def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([self.python, *args], capture_output=True, text=True, cwd=cwd,
+                              env={**self.env, **(env or {})}, timeout=300)
+
+    def ganzoo(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run("-m", "ganzoo", *map(str, args), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Venv:
+    return Venv(tmp_path_factory.mktemp("venv") / "env")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return make_mnist_like(tmp_path_factory.mktemp("data"), n=64)
+
+
+def test_example_plugin_installs_and_joins_the_zoo(venv, data_root, tmp_path):
+    venv.pip_install(EXAMPLE)
+
+    listing = venv.ganzoo("list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    data = json.loads(listing.stdout)
+    model = next(m for m in data["models"] if m["name"] == "resizeconv")
+    assert (model["plugin"], model["package"], model["version"]) == ("resizeconv", "ganzoo-resizeconv", "0.2.0")
+    assert any(loss["name"] == "smoothed" for loss in data["losses"])
+    table = venv.ganzoo("list", env={"COLUMNS": "200"})
+    assert "ganzoo-resizeconv 0.2.0" in " ".join(table.stdout.split())
+
+    plugins = json.loads(venv.ganzoo("plugins", "--json").stdout)
+    info = next(p for p in plugins["plugins"] if p["name"] == "resizeconv")
+    assert info["builtin"] is False and info["hooks"] == ["register_losses", "register_models"]
+    assert info["registers"] == ["model:resizeconv", "loss:smoothed"]
+
+    run = tmp_path / "run"
+    train = venv.ganzoo("train", "resizeconv", "--dataset", "fashion_mnist", "--data-dir", data_root,
+                        "--max-steps", 2, "--batch-size", 16, "--set", "model.width=8", "--out", run)
+    assert train.returncode == 0, train.stderr
+    assert "plugin recipe resizeconv/fashion_mnist" in train.stdout
+    assert 'name = "smoothed"' in (run / "config.toml").read_text()  # the plugin's recipe was used
+    sample = venv.ganzoo("sample", run, "--n", 5, "--out", tmp_path / "s.npy")
+    assert sample.returncode == 0, sample.stderr
+    assert np.load(tmp_path / "s.npy").shape == (5, 1, 28, 28)
+
+    own_tests = venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests"), cwd=tmp_path)
+    assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
+
+    # the switches keep it out
+    hidden = venv.ganzoo("list", "--json", env={"GANZOO_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "resizeconv" not in hidden.stdout and "dcgan" in hidden.stdout
+    only = json.loads(venv.ganzoo("list", "--json", env={"GANZOO_PLUGINS": "resizeconv"}).stdout)
+    assert [m["name"] for m in only["models"]] == ["resizeconv"]
+
+
+def test_new_plugin_scaffold_installs_and_passes_its_own_test(venv, data_root, tmp_path):
+    made = venv.ganzoo("new-plugin", "tinygan", "--dir", tmp_path)
+    assert made.returncode == 0, made.stderr
+    package = tmp_path / "ganzoo-tinygan"
+    assert sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file()) == [
+        "README.md", "ganzoo_tinygan/__init__.py", "ganzoo_tinygan/nets.py", "pyproject.toml",
+        "tests/test_ganzoo_tinygan.py",
+    ]
+    venv.pip_install(package)
+    own_tests = venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
+    assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
+    assert "3 passed" in own_tests.stdout
+    train = venv.ganzoo("train", "tinygan", "--data-dir", data_root, "--max-steps", 1, "--out", tmp_path / "r")
+    assert train.returncode == 0, train.stderr
+
+    again = venv.ganzoo("new-plugin", "tinygan", "--dir", tmp_path)
+    assert again.returncode == 2 and "already registered" in again.stderr
+    bad = venv.ganzoo("new-plugin", "Tiny-GAN", "--dir", tmp_path)
+    assert bad.returncode == 2 and "must start with a letter" in bad.stderr
+
+
+def test_a_broken_installed_plugin_leaves_the_cli_usable(venv, tmp_path):
+    package = tmp_path / "ganzoo-broken"
+    (package / "ganzoo_broken").mkdir(parents=True)
+    (package / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "ganzoo-broken"
+        version = "9.9"
+        [project.entry-points.ganzoo]
+        broken = "ganzoo_broken"
+        [tool.setuptools]
+        packages = ["ganzoo_broken"]
+    """))
+    (package / "ganzoo_broken" / "__init__.py").write_text("import a_module_that_does_not_exist\n")
+    venv.pip_install(package)
+
+    listing = venv.ganzoo("list")
+    assert listing.returncode == 0 and "dcgan" in listing.stdout
+    warning = " ".join(listing.stderr.split())
+    assert "plugin 'broken': failed to import ganzoo_broken: ModuleNotFoundError" in warning
+    assert "Traceback" not in listing.stderr
+    plugins = json.loads(venv.ganzoo("plugins", "--json").stdout)
+    assert [(f["name"], f["package"]) for f in plugins["failed"]] == [("broken", "ganzoo-broken")]
+    subprocess.run([venv.python, "-m", "pip", "uninstall", "-q", "-y", "ganzoo-broken"], check=True)
