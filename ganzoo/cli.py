@@ -129,6 +129,35 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- doctor -------------------------------------------------------------------------------------
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    info = report()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    console = _console()
+    dev = info["device"]
+    gpu = ", ".join(dev["cuda_devices"]) if dev["cuda"] else ("mps" if dev["mps"] else "none")
+    lines = [
+        f"python      {info['python']} on {info['platform']}",
+        "packages    " + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
+        + "".join(f", {k} (not installed)" for k, v in info["packages"].items() if not v),
+        f"gpu         {gpu}",
+        f"cpu         {dev['cpu']}, {dev['cpu_count']} cores, {dev['cpu_capability']}, torch threads {dev['torch_threads']}",
+        f"plugins     {len(info['plugins']['loaded'])} loaded ({', '.join(info['plugins']['loaded'])}), "
+        f"{len(info['plugins']['failed'])} failed",
+        *(f"  failed    {f}" for f in info["plugins"]["failed"]),
+        f"data root   {info['data']['root']} ({info['data']['source']}); holds: "
+        f"{', '.join(info['data']['present']) or 'nothing yet'}; writable: {info['data']['writable']}",
+        f"runs        {info['runs']['folder']}; writable: {info['runs']['writable']}",
+    ]
+    console.print("\n".join(lines))
+    return 0
+
+
 # --- new-plugin ---------------------------------------------------------------------------------
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
@@ -314,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "registers) and every plugin that failed to load, with its error.")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("doctor", help="versions, devices, plugin health, data and output folders",
+                       description="Report what ganzoo sees: package versions, GPU/CPU, threads, plugin "
+                                   "health, the dataset folder and whether output folders are writable.")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("new-plugin", help="write a ready-to-install plugin package skeleton",
                        description="Write ganzoo-NAME/: pyproject with the entry point, a registered "

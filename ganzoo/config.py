@@ -237,7 +237,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        detail = str(exc)
+        if "end of document" in detail:  # tomllib gives no line for this one
+            detail += f" (line {max(1, len(text.splitlines()))}: is a bracket or quote left open?)"
+        raise ConfigError(f"{path}: invalid TOML: {detail}") from None
     return data
 
 

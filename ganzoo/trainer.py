@@ -355,9 +355,17 @@ class Trainer:
             "d_optimizer": d_meta,
         }
         path = self.run.last_checkpoint
-        save_checkpoint(path, tensors, meta)
-        if epoch_snapshot and self.config.train.keep_checkpoints > 0:
-            save_checkpoint(self.run.epoch_checkpoint(self.state.epoch), tensors, meta)
+        try:
+            save_checkpoint(path, tensors, meta)
+            if epoch_snapshot and self.config.train.keep_checkpoints > 0:
+                save_checkpoint(self.run.epoch_checkpoint(self.state.epoch), tensors, meta)
+        except OSError as exc:
+            kept = f"the previous checkpoint {path} is intact" if path.is_file() else "no earlier checkpoint exists"
+            raise CheckpointError(
+                f"could not write a checkpoint at step {self.state.step} in {self.run.checkpoints}: "
+                f"{exc.strerror or exc}; {kept}. Free some space and resume with: "
+                f"ganzoo train --resume {self.run.path}"
+            ) from None
             snapshots = sorted(self.run.checkpoints.glob("epoch_*.safetensors"))
             for old in snapshots[: -self.config.train.keep_checkpoints]:
                 old.unlink(missing_ok=True)
@@ -367,6 +375,8 @@ class Trainer:
         """Continue from a checkpoint: weights, optimizer state, RNG state, counters and data order."""
         path = Path(path)
         tensors, meta = load_checkpoint(path)
+        for stale in self.run.checkpoints.glob(".*.tmp-*"):  # left by a write that was killed
+            stale.unlink(missing_ok=True)
         if meta.get("model") != self.config.model["name"]:
             raise CheckpointError(f"{path} holds model {meta.get('model')!r}, not {self.config.model['name']!r}")
         load_module_state(self.gan.generator, split_prefix(tensors, "generator"), "generator", path)

@@ -1,0 +1,313 @@
+"""Nothing lost, clear errors: signals, kills during writes, divergence, bad files, hostile input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_mnist_like
+from ganzoo import hookimpl
+from ganzoo.checkpoint import load_checkpoint
+from ganzoo.cli import main
+from ganzoo.errors import CheckpointError
+from ganzoo.plugins import register_plugin
+from ganzoo.registry import Registry, get_registry, reset_registry
+
+FAST = ["--set", "model.width=4", "--batch-size", "8"]
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def start_training(run: Path, data: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    argv = [sys.executable, *extra, "-m", "ganzoo", "train", "dcgan", "--data-dir", str(data), "--epochs", "1000",
+            "--out", str(run), "--set", "train.log_every=1", *FAST]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def metrics_lines(run: Path) -> int:
+    path = run / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(sig, tmp_path, tiny_data, capsys):
+    run = tmp_path / "run"
+    proc = start_training(run, tiny_data)
+    wait_for(lambda: metrics_lines(run) >= 3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"{sig.name} received" in err and f"ganzoo train --resume {run}" in " ".join(err.split())
+    _, meta = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    stopped_at = meta["state"]["step"]
+    assert stopped_at >= 3
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    code, _, err = cli(capsys, "train", "--resume", run, "--max-steps", stopped_at + 2)
+    assert code == 0, err
+    assert load_checkpoint(run / "checkpoints" / "last.safetensors")[1]["state"]["step"] == stopped_at + 2
+
+
+SLOW_FSYNC = """
+import os, sys, time
+real_fsync, calls = os.fsync, [0]
+def fsync(fd):
+    if ".last.safetensors.tmp-" in os.readlink(f"/proc/self/fd/{fd}"):
+        calls[0] += 1
+    if calls[0] == int(os.environ["HANG_AT_WRITE"]):
+        open(os.environ["HANG_MARKER"], "w").close()
+        time.sleep(600)  # the temporary file is written; the rename has not happened
+    real_fsync(fd)
+os.fsync = fsync
+sys.argv = ["ganzoo", *sys.argv[1:]]
+from ganzoo.cli import main
+sys.exit(main())
+"""
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_intact(tmp_path, tiny_data, capsys):
+    run, marker = tmp_path / "run", tmp_path / "hanging"
+    script = tmp_path / "slow_fsync.py"
+    script.write_text(SLOW_FSYNC)
+    # hang in the fsync of the second write of last.safetensors: the end of epoch 2
+    argv = [sys.executable, str(script), "train", "dcgan", "--data-dir", str(tiny_data), "--epochs", "5",
+            "--out", str(run), *FAST]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HANG_AT_WRITE": "2", "HANG_MARKER": str(marker)})
+    wait_for(marker.exists)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = list((run / "checkpoints").glob(".last.safetensors.tmp-*"))
+    assert leftovers, "the kill should have landed during the write"
+    _, meta = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert meta["state"]["epoch"] == 1  # epoch 1's checkpoint, whole
+    code, _, err = cli(capsys, "train", "--resume", run, "--epochs", 2)
+    assert code == 0, err
+    assert not list((run / "checkpoints").glob(".*.tmp-*"))
+
+
+class NaNAfter:
+    """A loss plugin that diverges at a chosen step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @hookimpl
+    def register_losses(self, register):
+        from dataclasses import dataclass
+
+        from ganzoo.interfaces import Loss
+
+        limit = self.step
+
+        @dataclass(frozen=True)
+        class Options:
+            pass
+
+        class Exploding(Loss):
+            calls = 0
+
+            def discriminator_loss(self, real, fake):
+                Exploding.calls += 1
+                value = torch.nn.functional.softplus(-real).mean() + torch.nn.functional.softplus(fake).mean()
+                return value * float("nan") if Exploding.calls > limit else value
+
+            def generator_loss(self, fake):
+                return torch.nn.functional.softplus(-fake).mean()
+
+        register("exploding", lambda options: Exploding(), options=Options)
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
+    plugins = get_registry().plugins
+    register_plugin(plugins, NaNAfter(step=14), name="nan")
+    reset_registry(Registry(plugins))
+    run = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", tiny_data, "--epochs", 5,
+                       "--out", run, *FAST)
+    assert code == 1
+    message = " ".join(err.split())
+    assert "d_loss became nan at step 15" in message and "lower learning rate" in message
+    _, meta = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert meta["state"]["step"] == 12  # end of epoch 1 (12 steps of 8 images), the last good state
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+
+
+@pytest.fixture
+def trained(tmp_path_factory, ) -> Path:
+    data = make_mnist_like(tmp_path_factory.mktemp("d"), n=32)
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", "dcgan", "--data-dir", str(data), "--max-steps", "2", "--out", str(run), *FAST]) == 0
+    return run
+
+
+def test_corrupt_and_truncated_checkpoints_are_one_line(trained, tmp_path, capsys):
+    last = trained / "checkpoints" / "last.safetensors"
+    data = last.read_bytes()
+    cases = {
+        "truncated.safetensors": data[: len(data) // 2],
+        "garbage.safetensors": os.urandom(2000),
+        "empty.safetensors": b"",
+        "header.safetensors": data[:6],
+    }
+    for name, payload in cases.items():
+        path = tmp_path / name
+        path.write_bytes(payload)
+        code, _, err = cli(capsys, "sample", path, "--out", tmp_path / "x.png")
+        assert code == 2, name
+        assert str(path) in err and "truncated or corrupt" in err and "Traceback" not in err, (name, err)
+        assert len(err.strip().splitlines()) == 1 or "\n" not in err.strip().replace("\n", " ")
+
+
+def test_a_safetensors_file_that_is_not_ours_is_named(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    code, _, err = cli(capsys, "sample", path)
+    assert code == 2 and "not a ganzoo checkpoint" in err
+
+
+def test_weights_for_another_config_are_refused_with_the_mismatch(trained, tmp_path, capsys):
+    from ganzoo.checkpoint import save_checkpoint
+
+    tensors, meta = load_checkpoint(trained / "checkpoints" / "last.safetensors")
+    meta["config"]["model"]["width"] = 16  # claims another width than its weights have
+    forged = tmp_path / "forged.safetensors"
+    save_checkpoint(forged, tensors, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+    code, _, err = cli(capsys, "sample", forged)
+    assert code == 2 and "has shape" in err and "another config" in " ".join(err.split())
+
+
+def test_sampling_needs_only_the_checkpoint(trained, tmp_path, capsys):
+    (trained / "config.toml").unlink()
+    code, _, err = cli(capsys, "sample", trained, "--n", 4, "--out", tmp_path / "s.npy")
+    assert code == 0, err
+
+
+def test_checkpoints_hold_no_pickles(trained):
+    raw = (trained / "checkpoints" / "last.safetensors").read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8: 8 + header_len])
+    assert all(v["dtype"] in ("F32", "I64", "U8") for k, v in header.items() if k != "__metadata__")
+    assert b"\x80\x04\x95" not in raw and b"\x80\x02" not in raw[:8 + header_len]
+
+
+def test_a_full_disk_during_a_checkpoint_is_reported_and_loses_nothing(tmp_path, tiny_data, capsys, monkeypatch):
+    import ganzoo.checkpoint as ckpt
+
+    run = tmp_path / "run"
+    real_write, writes = ckpt.atomic_write_bytes, []
+
+    def fill_up(path, data):
+        writes.append(path)
+        if len(writes) > 2:  # epoch 1 (last + snapshot) succeed, epoch 2's first write fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", fill_up)
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--epochs", 3, "--out", run, *FAST)
+    message = " ".join(err.split())
+    assert code == 2 and "No space left on device" in message and "is intact" in message
+    assert "ganzoo train --resume" in message
+    monkeypatch.undo()
+    assert load_checkpoint(run / "checkpoints" / "last.safetensors")[1]["state"]["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("empty", "FashionMNIST files not found"),
+        ("truncated", "is truncated"),
+        ("wrong-size", "holds images of shape (1, 32, 32), but registered (1, 28, 28)"),
+    ],
+)
+def test_bad_dataset_folders_exit_2(setup, message, tmp_path, capsys):
+    root = tmp_path / "data"
+    if setup == "empty":
+        (root / "FashionMNIST" / "raw").mkdir(parents=True)
+    elif setup == "truncated":
+        make_mnist_like(root, n=20)
+        images = root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+        images.write_bytes(images.read_bytes()[:-100])
+    else:
+        make_mnist_like(root, n=20, size=32)
+    code, out, err = cli(capsys, "train", "dcgan", "--data-dir", root, "--out", tmp_path / "run",
+                         "--set", "data.download=false")
+    assert code == 2 and message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_output_that_cannot_be_written_exits_2(tmp_path, tiny_data, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--out", blocker / "run")
+    assert code == 2 and "cannot write to output folder" in err
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--out", blocker)
+    assert code == 2 and "exists and is not a folder" in err
+    assert blocker.read_text() == "I am a file"
+
+
+def test_a_folder_of_other_files_is_never_overwritten(tmp_path, tiny_data, capsys):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--out", precious, "--overwrite")
+    assert code == 2 and "not a ganzoo run" in err
+    assert (precious / "chapter1.tex").read_text() == "..."
+
+
+def test_config_file_errors_exit_2_with_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nname = "dcgan"\nwidth = [1,\n')
+    code, _, err = cli(capsys, "train", "--config", bad)
+    assert code == 2 and "invalid TOML" in err and "line 3" in err
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[model]\nname = "dcgan"\n[trian]\nepochs = 3\n')
+    code, _, err = cli(capsys, "train", "--config", typo)
+    assert code == 2 and "did you mean 'train'" in err
+
+
+def test_resume_refuses_changes_that_would_break_it(trained, capsys):
+    code, _, err = cli(capsys, "train", "--resume", trained, "--batch-size", 4)
+    assert code == 2 and "--batch-size cannot change when resuming" in err
+    code, _, err = cli(capsys, "train", "vanilla", "--resume", trained)
+    assert code == 2 and "is a dcgan run" in err
+    code, _, err = cli(capsys, "train", "--resume", trained.parent / "nope")
+    assert code == 2 and "no run directory or checkpoint" in err
+
+
+def test_doctor_reports_health(capsys):
+    code, out, _ = cli(capsys, "doctor", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["packages"]["torch"] == torch.__version__.split("+")[0] or info["packages"]["torch"]
+    assert "dcgan" in info["plugins"]["models"] and info["plugins"]["failed"] == []
+    assert info["device"]["torch_threads"] >= 1
+    code, out, _ = cli(capsys, "doctor")
+    assert code == 0 and "plugins" in out and "data root" in out
+
+
+def test_checkpoint_loader_raises_typed_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
