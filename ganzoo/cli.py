@@ -279,6 +279,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample -------------------------------------------------------------------------------------
 
+def _sample_labels(args: argparse.Namespace, generator: Any, meta: dict[str, Any]) -> tuple[Any, int | None]:
+    """Labels for a conditional generator: all one class with --class, else one row per class."""
+    import math
+
+    import torch
+
+    from .errors import UnknownNameError
+
+    classes = generator.num_classes
+    if not classes:
+        if args.class_ is not None:
+            raise GanzooError(f"--class needs a class-conditional run (e.g. cgan, acgan); "
+                              f"this {meta['model']} run's generator is unconditional")
+        return None, None
+    if args.class_ is None:
+        per_row = math.ceil(args.n / classes)
+        return torch.arange(args.n) // per_row, per_row
+    names = list(meta.get("class_names") or [])
+    if args.class_.isdigit():
+        index = int(args.class_)
+        if index >= classes:
+            raise GanzooError(f"--class {index} is out of range: this run has classes 0..{classes - 1}")
+    elif args.class_ in names:
+        index = names.index(args.class_)
+    else:
+        raise UnknownNameError("class", args.class_, names or [str(i) for i in range(classes)])
+    return torch.full((args.n,), index, dtype=torch.int64), None
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from .rundir import RunDir, find_checkpoint
 
@@ -303,9 +332,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .trainer import resolve_device
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
-    images = generate(generator, args.n, seed=args.seed)
+    labels, nrow = _sample_labels(args, generator, meta)
+    images = generate(generator, args.n, seed=args.seed, labels=labels)
     try:
-        (save_grid(images, out) if suffix == ".png" else save_npy(images, out))
+        (save_grid(images, out, nrow=nrow) if suffix == ".png" else save_npy(images, out))
     except OSError as exc:
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
     _console().print(f"wrote {args.n} samples of {meta['model']} to {out}")
@@ -383,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--out", help="output .png (grid) or .npy (uint8 [N, C, H, W]); default RUN/samples/sample_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--class", dest="class_", metavar="CLASS",
+                   help="conditional runs: only this class, by name (sneaker) or index (7)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="default cpu")
     p.set_defaults(func=cmd_sample)
     return parser

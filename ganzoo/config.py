@@ -43,6 +43,8 @@ class DataSettings:
     root: str | None = option(None, help="dataset root in torchvision's layout; default $GANZOO_DATA_DIR")
     download: bool = option(True, help="download missing files when possible")
     limit: int | None = option(None, min=1, help="use only the first N training images")
+    image_size: int | None = option(None, min=4, help="folder:PATH datasets: side of the square images (default 32)")
+    channels: Literal[1, 3] | None = option(None, help="folder:PATH datasets: 1 or 3 (default: 3 if any image has colour)")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class TrainSettings:
     grid_size: int = option(64, min=1, max=1024, help="images in each fixed-noise sample grid")
     keep_checkpoints: int = option(2, min=0, help="per-epoch checkpoints kept besides last.safetensors")
     device: Literal["auto", "cpu", "cuda", "mps"] = option("auto", help="auto picks cuda, then mps, then cpu")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", help="autocast precision; auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
+    channels_last: Literal["auto"] | bool = option("auto", help="channels-last memory; auto: on for CUDA")
+    compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
+    ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
+    aux_weight: float = option(1.0, min=0, help="weight of the class losses of an auxiliary-classifier D")
 
 
 @dataclass(frozen=True)

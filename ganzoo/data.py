@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,129 @@ class IdxDataset:
             ) from None
 
 
+KMNIST = IdxDataset("KMNIST", "KMNIST", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/")
 FASHION_MNIST = IdxDataset("FashionMNIST", "FashionMNIST", "https://github.com/zalandoresearch/fashion-mnist")
 MNIST = IdxDataset("MNIST", "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/")
 
 FASHION_MNIST_CLASSES = (
     "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
 )
+
+
+# --- CIFAR-10 (the "python version" batches) -----------------------------------------------------
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10 batch files, which hold only dicts, lists, bytes and numpy arrays.
+    Anything else (a crafted file) is refused instead of executed."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _load_cifar_batch(path: Path) -> tuple[Any, list[int]]:
+    import numpy as np
+
+    try:
+        with open(path, "rb") as fh:
+            batch = _ArrayUnpickler(fh, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = list(batch[b"labels"])
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != data.shape[0]:
+        raise DatasetError(f"{path} holds data of shape {data.shape} with {len(labels)} labels; expected [N, 3072]")
+    return data, labels
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_cifar10(root: str | Path, *, train: bool = True, download: bool = True) -> tuple[Any, Any]:
+    import numpy as np
+    import torch
+
+    folder = Path(root).expanduser() / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    if not all((folder / n).is_file() for n in names) and download:
+        try:
+            import torchvision.datasets as tvd
+
+            tvd.CIFAR10(str(Path(root).expanduser()), train=train, download=True)
+        except Exception as exc:
+            raise DatasetError(
+                f"could not download CIFAR-10 into {folder} ({type(exc).__name__}). Fetch "
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it so that "
+                f"{folder}/data_batch_1 exists, or point --data-dir at a folder holding cifar-10-batches-py/."
+            ) from None
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DatasetError(
+            f"CIFAR-10 files not found in {folder} (expected {', '.join(missing)}). Unpack "
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz there, point --data-dir at the folder "
+            "that holds cifar-10-batches-py/, or allow downloading."
+        )
+    parts = [_load_cifar_batch(folder / n) for n in names]
+    data = np.concatenate([d for d, _ in parts]).reshape(-1, 3, 32, 32)
+    labels = [label for _, ls in parts for label in ls]
+    return torch.from_numpy(data), torch.tensor(labels, dtype=torch.int64)
+
+
+# --- any image folder ---------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_folder(root: str | Path, *, train: bool = True, download: bool = True, argument: str = "",
+                image_size: int | None = None, channels: int | None = None) -> tuple[Any, Any]:
+    """``folder:PATH``: every image under PATH, resized (shorter side) and centre-cropped to
+    ``image_size`` (default 32). Sub-folders of PATH become classes, as in torchvision's ImageFolder.
+    ``channels`` 1 or 3; default 3 if any image has colour, else 1."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(argument).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"image folder {folder} does not exist (dataset 'folder:{argument}')")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DatasetError(f"image folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    size = image_size or 32
+    classes = sorted({p.relative_to(folder).parts[0] for p in files if len(p.relative_to(folder).parts) > 1})
+    pictures = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.load()
+                pictures.append(img.copy())
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DatasetError(f"cannot read image {path}: {exc}") from None
+    if channels is None:
+        channels = 3 if any(p.mode not in ("1", "L", "LA", "I", "I;16", "F") for p in pictures) else 1
+    mode = "RGB" if channels == 3 else "L"
+    arrays = []
+    for picture in pictures:
+        picture = picture.convert(mode)
+        scale = size / min(picture.size)
+        w, h = max(size, round(picture.width * scale)), max(size, round(picture.height * scale))
+        picture = picture.resize((w, h), Image.BICUBIC)
+        left, top = (w - size) // 2, (h - size) // 2
+        picture = picture.crop((left, top, left + size, top + size))
+        array = np.asarray(picture, dtype=np.uint8)
+        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    images = torch.from_numpy(np.stack(arrays))
+    labels = None
+    if classes and all(len(p.relative_to(folder).parts) > 1 for p in files):
+        index = {c: i for i, c in enumerate(classes)}
+        labels = torch.tensor([index[p.relative_to(folder).parts[0]] for p in files], dtype=torch.int64)
+    return images, labels
 
 
 @hookimpl
@@ -138,25 +256,44 @@ def register_datasets(register: Any) -> None:
         class_names=tuple(str(i) for i in range(10)),
         description="LeCun's 70,000 28x28 grayscale handwritten digits",
     )
+    register(
+        "kmnist", KMNIST.load, image_shape=(1, 28, 28), num_classes=10,
+        class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        description="Kuzushiji-MNIST: 70,000 28x28 cursive Japanese characters in 10 classes",
+    )
+    register(
+        "cifar10", load_cifar10, image_shape=(3, 32, 32), num_classes=10, class_names=CIFAR10_CLASSES,
+        description="60,000 32x32 colour images in 10 classes",
+    )
+    register(
+        "folder", load_folder, image_shape=(3, 32, 32), parametric=True,
+        description="folder:PATH - any image folder, resized and centre-cropped (data.image_size, data.channels)",
+    )
 
 
 # --- in memory ----------------------------------------------------------------------------------
 
 def load_images(name: str, root: str | Path | None = None, *, train: bool = True, download: bool = True,
-                limit: int | None = None) -> tuple[Any, Any]:
+                limit: int | None = None, image_size: int | None = None,
+                channels: int | None = None) -> tuple[Any, Any]:
     """Load a registered dataset as ``(uint8 images [N, C, H, W], int64 labels [N] or None)``."""
     import torch
 
     from .registry import get_dataset_spec
 
     spec = get_dataset_spec(name)
-    images, labels = spec.load(Path(root) if root else default_data_root(), train=train, download=download)
+    base = Path(root) if root else default_data_root()
+    if spec.parametric:
+        images, labels = spec.load(base, train=train, download=download, argument=name.partition(":")[2],
+                                   image_size=image_size, channels=channels)
+    else:
+        images, labels = spec.load(base, train=train, download=download)
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
         raise DatasetError(
             f"dataset {name!r} (plugin {spec.plugin!r}) returned {getattr(images, 'dtype', type(images).__name__)} "
             f"of shape {tuple(getattr(images, 'shape', ()))}; expected uint8 [N, C, H, W]"
         )
-    if tuple(images.shape[1:]) != spec.image_shape:
+    if not spec.parametric and tuple(images.shape[1:]) != spec.image_shape:
         raise DatasetError(
             f"dataset {name!r} holds images of shape {tuple(images.shape[1:])}, "
             f"but registered {spec.image_shape}"

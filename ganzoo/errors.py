@@ -6,6 +6,15 @@ import difflib
 from collections.abc import Iterable
 
 
+def close_matches(name: str, known: Iterable[str], *, cutoff: float = 0.6, margin: float = 0.1) -> list[str]:
+    """Names similar to ``name``: at most three, each nearly as close as the best one."""
+    scored = sorted(((difflib.SequenceMatcher(None, name, k).ratio(), k) for k in known), reverse=True)
+    if not scored or scored[0][0] < cutoff:
+        return []
+    best = scored[0][0]
+    return [k for score, k in scored[:3] if score >= max(cutoff, best - margin)]
+
+
 class GanzooError(Exception):
     """Base class for every error a user can cause and fix."""
 
@@ -17,7 +26,7 @@ class UnknownNameError(GanzooError, KeyError):
         self.kind = kind
         self.name = name
         self.known = sorted(known)
-        self.suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
+        self.suggestions = close_matches(name, self.known)
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"

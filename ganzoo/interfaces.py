@@ -44,7 +44,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Maps images ``[N, C, H, W]`` (and optional labels ``y``) to one real/fake logit each, shape ``[N]``."""
+    """Maps images ``[N, C, H, W]`` (and optional labels ``y``) to one real/fake logit each, shape ``[N]``.
+
+    A discriminator with an auxiliary classifier (ACGAN) returns ``(logits [N], class_logits [N, K])``.
+    """
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
         super().__init__()
@@ -93,4 +96,8 @@ class Loss:
     def penalty(self, discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor,
                 y: torch.Tensor | None = None) -> torch.Tensor | None:
         """An extra discriminator term (e.g. a gradient penalty); ``None`` when there is none."""
+        return None
+
+    def check(self, gan: GAN) -> str | None:
+        """Why this loss cannot train ``gan`` (e.g. a gradient penalty with a BatchNorm critic), or None."""
         return None

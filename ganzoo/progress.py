@@ -28,7 +28,7 @@ class RichProgress(Callback):
         self.console.print(
             f"[bold]ganzoo[/] training [cyan]{escape(c.model['name'])}[/] on [cyan]{escape(c.data.name)}[/] "
             f"({len(trainer.images):,} images, batch {trainer.batch_size}, loss {escape(c.loss['name'])}, "
-            f"device {trainer.device}) -> {escape(str(trainer.run.path))}"
+            f"device {trainer.device}, {trainer.speed.precision}) -> {escape(str(trainer.run.path))}"
         )
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),

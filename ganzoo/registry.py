@@ -50,6 +50,7 @@ class DatasetSpec:
     num_classes: int | None = None
     class_names: tuple[str, ...] = ()
     description: str = ""
+    parametric: bool = False  # used as NAME:ARGUMENT, e.g. folder:~/pictures
 
 
 Spec = ModelSpec | LossSpec | DatasetSpec
@@ -128,6 +129,14 @@ class Registry:
         )
 
     def get(self, kind: str, name: str) -> Any:
+        if kind == "dataset" and ":" in name:
+            prefix = name.partition(":")[0]
+            spec = self._items[kind].get(prefix)
+            if spec is not None and spec.parametric:
+                return spec
+            parametric = [n for n, s in self._items[kind].items() if s.parametric]
+            raise UnknownNameError("dataset family", prefix, parametric,
+                                   hint="Datasets written NAME:ARGUMENT: " + ", ".join(f"{p}:..." for p in parametric) + ".")
         try:
             return self._items[kind][name]
         except KeyError:

@@ -14,7 +14,8 @@ from .registry import create_model
 from .rundir import find_checkpoint
 
 
-def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+def load_generator(path: str | Path, *, device: str | torch.device = "cpu",
+                   use_ema: bool = True) -> tuple[Generator, dict[str, Any]]:
     """Rebuild the generator of a run (or checkpoint file) from checkpoint metadata and weights."""
     ckpt = find_checkpoint(path)
     tensors, meta = load_checkpoint(ckpt)
@@ -26,7 +27,10 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> t
     options = {k: v for k, v in model.items() if k != "name"}
     gan = create_model(model["name"], image_shape=image_shape, num_classes=meta.get("num_classes"), **options)
     generator = gan.generator
-    load_module_state(generator, split_prefix(tensors, "generator"), "generator", ckpt)
+    ema = split_prefix(tensors, "generator_ema") if use_ema else {}
+    # the EMA weights, when the run kept them, are what sampling should use
+    load_module_state(generator, ema or split_prefix(tensors, "generator"), "generator", ckpt)
+    meta["sampled_from"] = "generator_ema" if ema else "generator"
     return generator.to(device).eval(), meta
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import atomic_write_bytes, flatten_optimizer, load_checkpoint, load_module_state, save_checkpoint, split_prefix, unflatten_optimizer
@@ -24,6 +26,44 @@ from .images import save_grid
 from .optim import build_optimizer, get_optimizer
 from .registry import create_loss, create_model, get_dataset_spec, get_registry
 from .rundir import RunDir
+
+
+def cpu_has_bf16() -> bool:
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """What ``train.precision`` / ``channels_last`` / ``compile`` resolved to on this machine."""
+
+    precision: str
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def resolve(cls, train: Any, device: torch.device) -> SpeedSettings:
+        precision = train.precision
+        if precision == "auto":
+            if device.type == "cuda":
+                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            elif device.type == "cpu" and cpu_has_bf16():
+                precision = "bf16"
+            else:
+                precision = "fp32"
+        if precision == "fp16" and device.type != "cuda":
+            raise ConfigError("train.precision = 'fp16' needs a CUDA device; use 'bf16' or 'fp32'")
+        channels_last = device.type == "cuda" if train.channels_last == "auto" else bool(train.channels_last)
+        return cls(precision, channels_last, bool(train.compile))
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,6 +133,13 @@ class TrainState:
     train_seconds: float = 0.0
 
 
+def _split(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A discriminator's output as (fp32 logits [N], fp32 class logits [N, K] or None)."""
+    if isinstance(output, tuple):
+        return output[0].float(), output[1].float()
+    return output.float(), None
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     # A function of (seed, epoch) alone, so a resumed run sees the same data order.
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
@@ -114,23 +161,51 @@ class Trainer:
 
         self.dataset_spec = get_dataset_spec(config.data.name)
         images, labels = load_images(config.data.name, config.data.root, train=True,
-                                     download=config.data.download, limit=config.data.limit)
+                                     download=config.data.download, limit=config.data.limit,
+                                     image_size=config.data.image_size, channels=config.data.channels)
+        self.image_shape = tuple(images.shape[1:])  # folder:PATH datasets decide it at load time
+        self.num_classes = int(labels.max()) + 1 if self.dataset_spec.parametric and labels is not None \
+            else self.dataset_spec.num_classes
         self.images = images.to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
         self.batch_size = min(t.batch_size, len(self.images))
+        self.class_names = self.dataset_spec.class_names or (
+            tuple(sorted(p.name for p in Path(config.data.name.partition(":")[2]).expanduser().iterdir() if p.is_dir()))
+            if self.dataset_spec.parametric and labels is not None else ())
         self.steps_per_epoch = len(self.images) // self.batch_size
         total = t.epochs * self.steps_per_epoch
         self.total_steps = min(total, t.max_steps) if t.max_steps else total
 
         model_opts = {k: v for k, v in config.model.items() if k != "name"}
-        self.gan = create_model(config.model["name"], image_shape=self.dataset_spec.image_shape,
-                                num_classes=self.dataset_spec.num_classes, **model_opts).to(self.device)
+        self.gan = create_model(config.model["name"], image_shape=self.image_shape,
+                                num_classes=self.num_classes, **model_opts).to(self.device)
+        self.speed = SpeedSettings.resolve(t, self.device)
+        if self.speed.channels_last:
+            self.gan.to(memory_format=torch.channels_last)
+        # compiled callables for the step; the modules themselves (and their state_dicts) stay plain
+        self._G = torch.compile(self.gan.generator) if self.speed.compile else self.gan.generator
+        self._D = torch.compile(self.gan.discriminator) if self.speed.compile else self.gan.discriminator
+        # fp16 needs loss scaling; bf16 and fp32 do not
+        self.scalers = (
+            [torch.amp.GradScaler("cuda") for _ in range(2)] if self.speed.precision == "fp16" else None
+        )
         self.loss = create_loss(config.loss["name"], **{k: v for k, v in config.loss.items() if k != "name"})
+        reason = self.loss.check(self.gan)
+        if reason:
+            raise ConfigError(f"loss {config.loss['name']!r} cannot train model {config.model['name']!r}: {reason}")
+        self.conditional = bool(self.gan.generator.num_classes)
+        if self.conditional and self.labels is None:
+            raise ConfigError(f"model {config.model['name']!r} is class-conditional, but dataset "
+                              f"{config.data.name!r} has no labels")
+        # an exponential moving average of G's weights, used for grids and sampling when on
+        self.ema = copy.deepcopy(self.gan.generator).requires_grad_(False) if t.ema_decay > 0 else None
         self.opt_g = self._optimizer(config.g_optimizer, self.gan.generator.parameters())
         self.opt_d = self._optimizer(config.d_optimizer, self.gan.discriminator.parameters())
 
         self.noise_rng = torch.Generator().manual_seed(t.seed + 1)
-        self.fixed_noise = self.gan.generator.sample_latent(t.grid_size, generator=torch.Generator().manual_seed(t.seed + 2))
+        # conditional runs: one row of 8 per class; otherwise grid_size samples
+        grid_n = 8 * self.gan.generator.num_classes if self.conditional else t.grid_size
+        self.fixed_noise = self.gan.generator.sample_latent(grid_n, generator=torch.Generator().manual_seed(t.seed + 2))
         self.state = TrainState()
         self.last: dict[str, torch.Tensor] = {}
         self._stop_signal: int | None = None
@@ -143,35 +218,63 @@ class Trainer:
 
     # --- one step ------------------------------------------------------------------------------
 
-    def train_step(self, real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        G, D, loss = self.gan.generator, self.gan.discriminator, self.loss
-        z = G.sample_latent(real.shape[0], generator=self.noise_rng, device=self.device)
-        fake = G(z, y)
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.speed.dtype, enabled=self.speed.dtype is not None)
 
-        real_logits = D(real, y)
-        fake_logits = D(fake.detach(), y)
+    def _update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, index: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if self.scalers is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scalers[index].scale(loss).backward()
+            self.scalers[index].step(optimizer)
+            self.scalers[index].update()
+
+    def train_step(self, real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        G, D, loss = self._G, self._D, self.loss
+        if self.speed.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        z = self.gan.generator.sample_latent(real.shape[0], generator=self.noise_rng, device=self.device)
+        aux = self.config.train.aux_weight
+        with self._autocast():
+            fake = G(z, y)  # conditional G: fakes take the labels of the real batch
+            real_logits, real_classes = _split(D(real, y))  # losses are computed in fp32
+            fake_logits, fake_classes = _split(D(fake.detach(), y))
         d_loss = loss.discriminator_loss(real_logits, fake_logits)
-        penalty = loss.penalty(D, real, fake.detach(), y)
+        if real_classes is not None and y is not None:  # auxiliary classifier (ACGAN)
+            d_loss = d_loss + aux * (F.cross_entropy(real_classes, y) + F.cross_entropy(fake_classes, y))
+        penalty = loss.penalty(self.gan.discriminator, real, fake.detach().float(), y)
         if penalty is not None:
             d_loss = d_loss + penalty
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        self._update(d_loss, self.opt_d, 0)
         out = {"d_loss": d_loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
                "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
 
         if (self.state.step + 1) % self.config.train.d_steps == 0:
             # The same fake batch serves the G update: one generator forward per step.
-            D.requires_grad_(False)  # no weight gradients for D in G's backward pass
+            self.gan.discriminator.requires_grad_(False)  # no weight gradients for D in G's backward
             try:
-                g_loss = loss.generator_loss(D(fake, y))
-                self.opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                self.opt_g.step()
+                with self._autocast():
+                    g_logits, g_classes = _split(D(fake, y))
+                g_loss = loss.generator_loss(g_logits)
+                if g_classes is not None and y is not None:
+                    g_loss = g_loss + aux * F.cross_entropy(g_classes, y)
+                self._update(g_loss, self.opt_g, 1)
             finally:
-                D.requires_grad_(True)
+                self.gan.discriminator.requires_grad_(True)
+            if self.ema is not None:
+                self._update_ema()
             out["g_loss"] = g_loss.detach()
         return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.train.ema_decay
+        ema_params = list(self.ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.gan.generator.parameters()), 1.0 - decay)
+        for ema_buffer, buffer in zip(self.ema.buffers(), self.gan.generator.buffers()):
+            ema_buffer.copy_(buffer)
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -269,6 +372,9 @@ class Trainer:
             "train_seconds": round(self.state.train_seconds, 3),
             "images_per_s": round(self.state.step * self.batch_size / max(self.state.train_seconds, 1e-9), 1),
             "device": str(self.device),
+            "precision": self.speed.precision,
+            "channels_last": self.speed.channels_last,
+            "compile": self.speed.compile,
             "final": {k: float(v) for k, v in self.last.items()},
         }
 
@@ -312,23 +418,20 @@ class Trainer:
     # --- files --------------------------------------------------------------------------------
 
     def save_grid(self, epoch: int) -> Path:
-        G = self.gan.generator
+        G = self.ema if self.ema is not None else self.gan.generator
         was_training = G.training
         G.eval()
+        labels = (torch.arange(len(self.fixed_noise)) // 8).to(self.device) if self.conditional else None
         with torch.no_grad():
-            images = G(self.fixed_noise.to(self.device), self._grid_labels())
+            images = G(self.fixed_noise.to(self.device), labels)
         G.train(was_training)
-        return save_grid(images, self.run.grid(epoch), scale=2 if images.shape[-1] <= 32 else 1)
-
-    def _grid_labels(self) -> torch.Tensor | None:
-        n = self.dataset_spec.num_classes
-        if not n or not getattr(self.gan.generator, "num_classes", None):
-            return None
-        return (torch.arange(len(self.fixed_noise)) % n).to(self.device)
+        return save_grid(images, self.run.grid(epoch), nrow=8, scale=2 if images.shape[-1] <= 32 else 1)
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"generator.{k}": v for k, v in self.gan.generator.state_dict().items()}
         tensors.update({f"discriminator.{k}": v for k, v in self.gan.discriminator.state_dict().items()})
+        if self.ema is not None:
+            tensors.update({f"generator_ema.{k}": v for k, v in self.ema.state_dict().items()})
         tensors["fixed_noise"] = self.fixed_noise
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.noise"] = self.noise_rng.get_state()
@@ -346,9 +449,9 @@ class Trainer:
             "ganzoo_version": __version__,
             "torch_version": torch.__version__,
             "model": self.config.model["name"],
-            "image_shape": list(self.dataset_spec.image_shape),
-            "num_classes": self.dataset_spec.num_classes,
-            "class_names": list(self.dataset_spec.class_names),
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
             "config": self.config.to_dict(),
             "state": vars(self.state),
             "g_optimizer": g_meta,
@@ -381,6 +484,12 @@ class Trainer:
             raise CheckpointError(f"{path} holds model {meta.get('model')!r}, not {self.config.model['name']!r}")
         load_module_state(self.gan.generator, split_prefix(tensors, "generator"), "generator", path)
         load_module_state(self.gan.discriminator, split_prefix(tensors, "discriminator"), "discriminator", path)
+        if self.ema is not None:
+            ema_state = split_prefix(tensors, "generator_ema")
+            if ema_state:
+                load_module_state(self.ema, ema_state, "generator EMA", path)
+            else:  # EMA switched on for a run that had none: start it from the current weights
+                self.ema.load_state_dict(self.gan.generator.state_dict())
         try:
             self.opt_g.load_state_dict(unflatten_optimizer("g_optimizer", tensors, meta["g_optimizer"]))
             self.opt_d.load_state_dict(unflatten_optimizer("d_optimizer", tensors, meta["d_optimizer"]))

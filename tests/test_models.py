@@ -13,20 +13,24 @@ SHAPES = [(1, 28, 28), (3, 32, 32)]
 @pytest.mark.parametrize("name", ganzoo.list_models())
 def test_every_registered_model_builds_and_trains_one_step(name, shape):
     torch.manual_seed(0)
-    gan = ganzoo.create_model(name, image_shape=shape)
+    gan = ganzoo.create_model(name, image_shape=shape, num_classes=10)
     assert isinstance(gan, GAN)
     assert isinstance(gan.generator, Generator) and isinstance(gan.discriminator, Discriminator)
+    y = torch.tensor([0, 3, 9, 3]) if gan.generator.num_classes else None
     z = gan.generator.sample_latent(4)
     assert z.shape == (4, gan.latent_dim)
-    fake = gan.generator(z)
+    fake = gan.generator(z, y)
     assert fake.shape == (4, *shape)
     assert fake.min() >= -1 and fake.max() <= 1
-    logits = gan.discriminator(fake)
+    out = gan.discriminator(fake, y)
+    logits = out[0] if isinstance(out, tuple) else out
     assert logits.shape == (4,)
+    if isinstance(out, tuple):
+        assert out[1].shape == (4, 10)
     logits.mean().backward()
-    grads = [p.grad for p in gan.generator.parameters()]
+    grads = [p.grad for n, p in gan.generator.named_parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    images = gan.generator.sample(3)
+    images = gan.generator.sample(3, y=y[:3] if y is not None else None)
     assert images.shape == (3, *shape) and gan.generator.training
 
 
@@ -72,3 +76,31 @@ def test_bad_model_options_name_the_key():
         ganzoo.create_model("dcgan", kernel_size=4)
     with pytest.raises(ConfigError, match="divisible by 4"):
         ganzoo.create_model("dcgan", image_shape=(1, 30, 30))
+
+
+def test_conditional_models_need_labels():
+    cgan = ganzoo.create_model("cgan", num_classes=10)
+    assert cgan.generator.num_classes == 10
+    with pytest.raises(ConfigError, match="needs a dataset with class labels"):
+        ganzoo.create_model("cgan")
+    with pytest.raises(ValueError, match="pass class labels"):
+        cgan.generator(torch.randn(2, 100))
+    # labels change the output of a conditional generator, and not of an unconditional one
+    z = torch.randn(2, 100)
+    cgan.generator.eval()
+    a, b = cgan.generator(z, torch.tensor([0, 0])), cgan.generator(z, torch.tensor([5, 5]))
+    assert not torch.allclose(a, b)
+
+
+def test_variant_defaults_follow_their_papers():
+    from torch.nn.utils import parametrize
+
+    sn = ganzoo.create_model("sngan")
+    assert parametrize.is_parametrized(sn.discriminator.features[0])
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in sn.discriminator.modules())
+    critic = ganzoo.create_model("wgan-gp").discriminator
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in critic.modules())
+    with pytest.raises(ConfigError, match="cannot use BatchNorm"):
+        ganzoo.create_model("wgan-gp", d_batchnorm=True)
+    acgan = ganzoo.create_model("acgan", num_classes=10)
+    assert acgan.discriminator.classifier.out_features == 10 and acgan.generator.num_classes == 10

@@ -70,7 +70,7 @@ def test_list_takes_include_and_exclude_patterns():
     assert ganzoo.list_models("dc*") == ["dcgan"]
     assert "dcgan" not in ganzoo.list_models("*", exclude="dc*")
     assert ganzoo.list_models(["vanilla", "dcgan"]) == ["dcgan", "vanilla"]
-    assert ganzoo.list_datasets("*mnist") == ["fashion_mnist", "mnist"]
+    assert ganzoo.list_datasets("*mnist") == ["fashion_mnist", "kmnist", "mnist"]
 
 
 def test_unknown_names_get_close_match_suggestions():

@@ -21,6 +21,10 @@ class DCGANOptions:
     d_batchnorm: bool = option(False, help="BatchNorm after D's second convolution")
     dropout: float = option(0.3, min=0, max=0.95, help="dropout rate after each conv of D (0 = off)")
     leaky_slope: float = option(0.2, min=0, max=1, help="negative slope of every LeakyReLU")
+    spectral_norm: bool = option(False, help="spectral normalisation on D's layers (Miyato et al. 2018)")
+    conditional: bool = option(False, help="feed the class label to G and D (Mirza & Osindero 2014)")
+    aux_classifier: bool = option(False, help="D also predicts the class; G is conditional (Odena et al. 2017)")
+    embed_dim: int = option(50, min=1, help="size of G's class embedding when conditional")
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:
@@ -30,7 +34,7 @@ class DCGANOptions:
 def build(options: DCGANOptions, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
     from .model import build_dcgan
 
-    return build_dcgan(options, image_shape=image_shape)
+    return build_dcgan(options, image_shape=image_shape, num_classes=num_classes)
 
 
 @hookimpl

@@ -1,4 +1,9 @@
-"""DCGAN generator and discriminator for any image size divisible by 4 (28x28, 32x32, ...)."""
+"""DCGAN generator and discriminator for any image size divisible by 4 (28x28, 32x32, ...).
+
+One builder serves every DCGAN-shaped variant in the zoo: class conditioning (cgan), an auxiliary
+classifier head (acgan), spectral normalisation (sngan) and a BatchNorm-free critic (wgan-gp) are
+options, not copies.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +26,20 @@ def _init_dcgan(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, 1.0)
 
 
 class DCGANGenerator(Generator):
-    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
-        super().__init__(options.latent_dim, image_shape)
+    def __init__(self, options: Any, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
+        super().__init__(options.latent_dim, image_shape, num_classes)
         channels, height, width = image_shape
         self.base = (height // 4, width // 4)
         w, k, bn, slope = options.width, options.kernel_size, options.g_batchnorm, options.leaky_slope
-        self.project = nn.Linear(options.latent_dim, 4 * w * self.base[0] * self.base[1], bias=not bn)
+        # conditional: z is concatenated with a learned class embedding
+        self.embed = nn.Embedding(num_classes, options.embed_dim) if num_classes else None
+        inputs = options.latent_dim + (options.embed_dim if num_classes else 0)
+        self.project = nn.Linear(inputs, 4 * w * self.base[0] * self.base[1], bias=not bn)
 
         def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
             conv = nn.ConvTranspose2d(cin, cout, k, stride, padding=k // 2, output_padding=stride - 1, bias=not bn)
@@ -45,38 +55,65 @@ class DCGANGenerator(Generator):
         self.apply(_init_dcgan)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this generator is conditional: pass class labels y")
+            z = torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
         x = self.project(z).view(z.shape[0], -1, *self.base)
         return self.body(self.stem(x))
 
 
 class DCGANDiscriminator(Discriminator):
-    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
-        super().__init__(image_shape)
+    def __init__(self, options: Any, image_shape: tuple[int, int, int], num_classes: int | None = None,
+                 *, conditional: bool = False) -> None:
+        super().__init__(image_shape, num_classes)
         channels, height, width = image_shape
         w, k, slope, p = options.width, options.kernel_size, options.leaky_slope, options.dropout
+        sn = nn.utils.parametrizations.spectral_norm if options.spectral_norm else (lambda m: m)
+        # conditional: the label enters as one extra input channel, a learned map per class
+        self.label_map = nn.Embedding(num_classes, height * width) if conditional and num_classes else None
 
         def drop() -> list[nn.Module]:
             return [nn.Dropout(p)] if p > 0 else []
 
         self.features = nn.Sequential(
-            nn.Conv2d(channels, w, k, 2, padding=k // 2),
+            sn(nn.Conv2d(channels + (1 if self.label_map is not None else 0), w, k, 2, padding=k // 2)),
             nn.LeakyReLU(slope, inplace=True), *drop(),
-            nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm),
+            sn(nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm)),
             *([nn.BatchNorm2d(2 * w)] if options.d_batchnorm else []),
             nn.LeakyReLU(slope, inplace=True), *drop(),
             nn.Flatten(),
         )
         # stride-2 convs with 'same' padding give ceil(size / 2) twice
         flat = 2 * w * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
-        self.head = nn.Linear(flat, 1)
+        self.head = sn(nn.Linear(flat, 1))
+        # acgan: a second head predicts the class of every image, real or fake
+        self.classifier = nn.Linear(flat, num_classes) if options.aux_classifier and num_classes else None
         self.apply(_init_dcgan)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+        if self.label_map is not None:
+            if y is None:
+                raise ValueError("this discriminator is conditional: pass class labels y")
+            x = torch.cat([x, self.label_map(y).view(-1, 1, *x.shape[2:]).to(x.dtype)], dim=1)
+        h = self.features(x)
+        logits = self.head(h).squeeze(1)
+        if self.classifier is not None:
+            return logits, self.classifier(h)
+        return logits
 
 
-def build_dcgan(options: Any, *, image_shape: tuple[int, int, int]) -> GAN:
+def build_dcgan(options: Any, *, image_shape: tuple[int, int, int], num_classes: int | None = None,
+                name: str = "dcgan") -> GAN:
     _, height, width = image_shape
     if height % 4 or width % 4:
-        raise ConfigError(f"dcgan needs image height and width divisible by 4, got {height}x{width}")
-    return GAN(DCGANGenerator(options, image_shape), DCGANDiscriminator(options, image_shape))
+        raise ConfigError(f"{name} needs image height and width divisible by 4, got {height}x{width}")
+    conditional = options.conditional or options.aux_classifier
+    if conditional and not num_classes:
+        raise ConfigError(f"{name} is class-conditional and needs a dataset with class labels")
+    g_classes = num_classes if conditional else None
+    return GAN(
+        DCGANGenerator(options, image_shape, g_classes),
+        DCGANDiscriminator(options, image_shape, num_classes if conditional else None,
+                           conditional=options.conditional),
+    )

@@ -30,3 +30,23 @@ class NonSaturatingLoss(_BinaryDiscriminatorLoss):
 
     def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake_logits).mean()
+
+
+class LeastSquaresLoss(Loss):
+    """LSGAN (Mao et al. 2017), the 0-1 coding: D pushes real to 1 and fake to 0, G pushes fake to 1."""
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+
+
+class HingeLoss(Loss):
+    """The hinge loss of Lim & Ye (2017) and Miyato et al. (2018)."""
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()

@@ -1,0 +1,40 @@
+"""The Wasserstein loss with a per-sample gradient penalty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.interfaces import Discriminator, Loss
+
+
+class WassersteinGP(Loss):
+    def __init__(self, penalty_weight: float = 10.0) -> None:
+        self.penalty_weight = penalty_weight
+
+    def check(self, gan: Any) -> str | None:
+        D = gan.discriminator
+        if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in D.modules()):
+            return "the critic uses BatchNorm, which couples samples and breaks the per-sample gradient penalty"
+        if any(isinstance(m, nn.Sigmoid) for m in D.modules()):
+            return "the critic ends in a sigmoid; a Wasserstein critic must output an unbounded score"
+        return None
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+    def penalty(self, discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor,
+                y: torch.Tensor | None = None) -> torch.Tensor:
+        # one epsilon and one gradient norm per sample (not one norm over the batch)
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        out = discriminator(x_hat, y)
+        scores = out[0] if isinstance(out, tuple) else out
+        (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        norms = grads.flatten(1).norm(2, dim=1)
+        return self.penalty_weight * ((norms - 1.0) ** 2).mean()
