@@ -19,11 +19,11 @@ from .errors import GanzooError, TrainingDiverged, TrainingInterrupted
 EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False, quiet: bool = False) -> Any:
     from rich.console import Console
 
     # markup off: messages carry user text such as "[model]"; styled lines opt in and escape it
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, quiet=quiet)
 
 
 def _warn_failures() -> None:
@@ -236,33 +236,71 @@ def _resume_config(args: argparse.Namespace) -> Any:
     return resolve_config(raw)
 
 
+def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``--nproc N``: re-run this command under torchrun with N processes on this machine."""
+    import os
+    import subprocess
+
+    rest = list(argv)
+    i = rest.index("--nproc") if "--nproc" in rest else next(j for j, a in enumerate(rest) if a.startswith("--nproc="))
+    del rest[i: i + (2 if rest[i] == "--nproc" else 1)]
+    if not args.out and not args.resume:  # every rank must agree on the folder: fix it here
+        from .rundir import default_run_dir
+
+        config, _ = _build_config(args)
+        rest += ["--out", str(default_run_dir(config.model["name"], config.data.name))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "ganzoo", *rest]
+    return subprocess.call(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))})
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import dump_toml
+    from .distributed import from_env
     from .rundir import RunDir, default_run_dir, prepare_new_run
 
+    info = from_env()
     if args.resume:
         config = _resume_config(args)
         run, source = RunDir(Path(args.resume)), f"resumed from {args.resume}"
     else:
         config, source = _build_config(args)
         out = Path(args.out) if args.out else default_run_dir(config.model["name"], config.data.name)
-        run = prepare_new_run(out, overwrite=args.overwrite)
+        if info.is_main:
+            run = prepare_new_run(out, overwrite=args.overwrite)
+        else:
+            run = RunDir(out)
 
     # torch is imported only now, after every cheap check has passed
+    from .distributed import setup, teardown
+    from .trainer import resolve_device
+
+    info = setup(resolve_device(config.train.device).type)
+    try:
+        return _train(args, config, run, source, info)
+    finally:
+        teardown(info)
+
+
+def _train(args: argparse.Namespace, config: Any, run: Any, source: str | None, info: Any) -> int:
     from .checkpoint import atomic_write_bytes
+    from .config import dump_toml
+    from .distributed import barrier
     from .progress import RichProgress
     from .trainer import Trainer
 
-    console = _console()
+    barrier(info)  # rank 0 has created the run directory
+    console = _console() if info.is_main else _console(stderr=True, quiet=True)
     progress = RichProgress()
-    trainer = Trainer(config, run, callbacks=[progress])
+    trainer = Trainer(config, run, callbacks=[progress] if info.is_main else [], dist=info)
     if args.resume:
         trainer.restore(run.last_checkpoint)
         if trainer.state.step >= trainer.total_steps:
             console.print(f"{run.path} has already trained {trainer.state.epoch} epochs "
                           f"({trainer.state.step} steps); raise --epochs to train further")
             return 0
-    atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
+    if info.is_main:
+        atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
     if source:
         console.print(f"config: {source}", style="dim")
     try:
@@ -405,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    p.add_argument("--nproc", type=_positive_int, help="data-parallel processes on this machine (runs torchrun)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a trained run",
@@ -430,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     err = _console(stderr=True)
     try:
+        if getattr(args, "nproc", None) and args.nproc > 1:
+            return _launch(args, sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except TrainingInterrupted as exc:
         err.print(f"[yellow]interrupted:[/] {escape(str(exc))}", markup=True)

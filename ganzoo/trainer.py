@@ -21,6 +21,7 @@ from . import __version__
 from .checkpoint import atomic_write_bytes, flatten_optimizer, load_checkpoint, load_module_state, save_checkpoint, split_prefix, unflatten_optimizer
 from .config import Config, build_options
 from .data import load_images, to_unit_range
+from .distributed import DistInfo
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
 from .optim import build_optimizer, get_optimizer
@@ -149,14 +150,21 @@ class Trainer:
     """Trains the GAN a :class:`Config` describes, writing into ``run``."""
 
     def __init__(self, config: Config, run: RunDir, *, callbacks: Sequence[Callback] = (),
-                 plugin_events: bool = True) -> None:
+                 plugin_events: bool = True, dist: DistInfo | None = None) -> None:
         self.config = config
         self.run = run
-        self.callbacks = list(callbacks)
-        if plugin_events:
+        self.dist = dist or DistInfo()
+        # only rank 0 reports and writes; the other ranks compute
+        self.callbacks = list(callbacks) if self.dist.is_main else []
+        if plugin_events and self.dist.is_main:
             self.callbacks.append(PluginEvents(get_registry().plugins.manager))
         t = config.train
         self.device = resolve_device(t.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if t.batch_size % self.dist.world_size:
+            raise ConfigError(f"train.batch_size {t.batch_size} is the global batch and must divide evenly "
+                              f"over {self.dist.world_size} processes")
         torch.manual_seed(t.seed)
 
         self.dataset_spec = get_dataset_spec(config.data.name)
@@ -182,9 +190,18 @@ class Trainer:
         self.speed = SpeedSettings.resolve(t, self.device)
         if self.speed.channels_last:
             self.gan.to(memory_format=torch.channels_last)
-        # compiled callables for the step; the modules themselves (and their state_dicts) stay plain
-        self._G = torch.compile(self.gan.generator) if self.speed.compile else self.gan.generator
-        self._D = torch.compile(self.gan.discriminator) if self.speed.compile else self.gan.discriminator
+        # The step calls these; the modules themselves (and their state_dicts) stay plain.
+        # _D_frozen serves G's update: D's weights take no gradient there, so it needs no DDP sync.
+        self._G, self._D = self.gan.generator, self.gan.discriminator
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._G, self._D = DDP(self._G, device_ids=ids), DDP(self._D, device_ids=ids)
+            torch.manual_seed(t.seed + 7919 * self.dist.rank)  # each rank its own dropout masks
+        self._D_frozen = self.gan.discriminator
+        if self.speed.compile:
+            self._G, self._D, self._D_frozen = (torch.compile(m) for m in (self._G, self._D, self._D_frozen))
         # fp16 needs loss scaling; bf16 and fp32 do not
         self.scalers = (
             [torch.amp.GradScaler("cuda") for _ in range(2)] if self.speed.precision == "fp16" else None
@@ -202,7 +219,7 @@ class Trainer:
         self.opt_g = self._optimizer(config.g_optimizer, self.gan.generator.parameters())
         self.opt_d = self._optimizer(config.d_optimizer, self.gan.discriminator.parameters())
 
-        self.noise_rng = torch.Generator().manual_seed(t.seed + 1)
+        self.noise_rng = torch.Generator().manual_seed(t.seed + 1 + 7919 * self.dist.rank)
         # conditional runs: one row of 8 per class; otherwise grid_size samples
         grid_n = 8 * self.gan.generator.num_classes if self.conditional else t.grid_size
         self.fixed_noise = self.gan.generator.sample_latent(grid_n, generator=torch.Generator().manual_seed(t.seed + 2))
@@ -256,7 +273,7 @@ class Trainer:
             self.gan.discriminator.requires_grad_(False)  # no weight gradients for D in G's backward
             try:
                 with self._autocast():
-                    g_logits, g_classes = _split(D(fake, y))
+                    g_logits, g_classes = _split(self._D_frozen(fake, y))
                 g_loss = loss.generator_loss(g_logits)
                 if g_classes is not None and y is not None:
                     g_loss = g_loss + aux * F.cross_entropy(g_classes, y)
@@ -267,6 +284,19 @@ class Trainer:
                 self._update_ema()
             out["g_loss"] = g_loss.detach()
         return out
+
+    def _all_reduce(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Average the step's metrics over ranks and agree on stopping (one small all-reduce)."""
+        import torch.distributed as dist
+
+        keys = sorted(out)
+        values = torch.stack([out[k].float().to(self.device) for k in keys]) / self.dist.world_size
+        dist.all_reduce(values)
+        stop = torch.tensor([float(self._stop_signal or 0)], device=self.device)
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        if stop.item() and self._stop_signal is None:
+            self._stop_signal = int(stop.item())
+        return {k: values[i].cpu() for i, k in enumerate(keys)}
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -280,7 +310,8 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         t = self.config.train
-        self.run.create()
+        if self.dist.is_main:
+            self.run.create()
         self._emit("on_train_start")
         if self.state.step == 0:
             self.save_grid(0)
@@ -297,11 +328,17 @@ class Trainer:
                 steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
                 while self.state.step_in_epoch < steps_this_epoch:
                     i = self.state.step_in_epoch
-                    idx = order[i * self.batch_size:(i + 1) * self.batch_size].to(self.device)
+                    idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                    if self.dist.enabled:  # this rank's share of the global batch
+                        share = self.batch_size // self.dist.world_size
+                        idx = idx[self.dist.rank * share:(self.dist.rank + 1) * share]
+                    idx = idx.to(self.device)
                     real = to_unit_range(self.images[idx])
                     y = self.labels[idx] if self.labels is not None else None
                     step_start = time.perf_counter()
                     out = self.train_step(real, y)
+                    if self.dist.enabled:
+                        out = self._all_reduce(out)
                     self.last = out
                     for key, value in out.items():
                         window[key] += float(value)
@@ -309,7 +346,7 @@ class Trainer:
                     self.state.step += 1
                     self.state.step_in_epoch += 1
                     self.state.train_seconds += time.perf_counter() - step_start
-                    window_images += real.shape[0]
+                    window_images += real.shape[0] * self.dist.world_size
                     self._check_finite(out)
                     self._emit("on_step_end")
                     if self.state.step % t.log_every == 0 or self.state.step == self.total_steps:
@@ -321,7 +358,8 @@ class Trainer:
                             "images_per_s": window_images / max(now - window_start, 1e-9),
                             "time": round(self.state.train_seconds, 3),
                         }
-                        self.run.append_metrics(record)
+                        if self.dist.is_main:
+                            self.run.append_metrics(record)
                         self._emit("on_log", record)
                         window = dict.fromkeys(window, 0.0)
                         counts = dict.fromkeys(counts, 0)
@@ -341,7 +379,8 @@ class Trainer:
                     grid = self.save_grid(self.state.epoch)
                     self.save_checkpoint(epoch_snapshot=True)
                     metrics["grid"] = str(grid.relative_to(self.run.path))
-                    self.run.append_metrics({"event": "epoch_end", **metrics})
+                    if self.dist.is_main:
+                        self.run.append_metrics({"event": "epoch_end", **metrics})
                     self._emit("on_epoch_end", self.state.epoch, metrics)
                     epoch_start = time.perf_counter()
                 elif self.state.step >= self.total_steps:  # max_steps ended mid-epoch
@@ -357,7 +396,8 @@ class Trainer:
         finally:
             self._restore_signal_handlers(handlers)
             summary = self.summary(status)
-            atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
+            if self.dist.is_main:
+                atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
             self._emit("on_train_end", summary)
         return summary
 
@@ -372,6 +412,7 @@ class Trainer:
             "train_seconds": round(self.state.train_seconds, 3),
             "images_per_s": round(self.state.step * self.batch_size / max(self.state.train_seconds, 1e-9), 1),
             "device": str(self.device),
+            "processes": self.dist.world_size,
             "precision": self.speed.precision,
             "channels_last": self.speed.channels_last,
             "compile": self.speed.compile,
@@ -418,6 +459,8 @@ class Trainer:
     # --- files --------------------------------------------------------------------------------
 
     def save_grid(self, epoch: int) -> Path:
+        if not self.dist.is_main:
+            return self.run.grid(epoch)
         G = self.ema if self.ema is not None else self.gan.generator
         was_training = G.training
         G.eval()
@@ -440,6 +483,8 @@ class Trainer:
         return tensors
 
     def save_checkpoint(self, *, epoch_snapshot: bool = False) -> Path:
+        if not self.dist.is_main:
+            return self.run.last_checkpoint
         tensors = self.checkpoint_tensors()
         g_t, g_meta = flatten_optimizer("g_optimizer", self.opt_g.state_dict())
         d_t, d_meta = flatten_optimizer("d_optimizer", self.opt_d.state_dict())

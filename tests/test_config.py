@@ -103,3 +103,14 @@ def test_the_dcgan_recipe_is_packaged_and_valid():
     assert config.model["name"] == "dcgan" and config.data.name == "fashion_mnist"
     assert config.g_optimizer["betas"] == [0.5, 0.999] and config.train.epochs >= 5
     assert find_recipe("vanilla", "mnist") is None
+
+
+def test_every_zoo_recipe_resolves():
+    from importlib import resources
+
+    recipes = [p for p in resources.files("ganzoo.zoo_configs").iterdir() if p.name.endswith(".toml")]
+    assert len(recipes) >= 6
+    for recipe in recipes:
+        model, dataset = recipe.name.removesuffix(".toml").rsplit("-", 1)
+        config = resolve_config(load_toml(recipe))
+        assert config.model["name"] == model and config.data.name == dataset, recipe.name

@@ -1,0 +1,84 @@
+"""Multi-process data-parallel training with PyTorch's own stack (torchrun; gloo on CPU, NCCL on GPU).
+
+``torchrun --nproc-per-node N -m ganzoo train ...`` (or ``ganzoo train ... --nproc N``) starts N
+processes. Each takes an equal slice of every global batch (``train.batch_size`` is the global
+batch, so the schedule matches a single process), gradients are averaged, and only rank 0 writes
+the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_env() -> DistInfo:
+    """What torchrun set in the environment (a single process when nothing is set)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise ConfigError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    return DistInfo(rank, world, local)
+
+
+def setup(device_type: str) -> DistInfo:
+    """Join the process group torchrun prepared; a no-op for a single process."""
+    info = from_env()
+    if not info.enabled:
+        return info
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            import torch
+
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def broadcast(value: Any, info: DistInfo) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not info.enabled:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def teardown(info: DistInfo) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
