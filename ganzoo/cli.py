@@ -129,6 +129,92 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- eval, compare, report ----------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, inception_fid, write_eval
+    from .rundir import find_checkpoint
+
+    if args.n < 10:
+        raise GanzooError(f"--n must be at least 10, got {args.n}")
+    checkpoint = find_checkpoint(args.run)
+    err = _console(stderr=True)
+    result = evaluate(checkpoint, n=args.n, seed=args.seed, log=err.print)
+    if args.inception:
+        result["inception_fid"] = inception_fid(checkpoint, n=args.n, seed=args.seed)
+    run_dir = Path(args.run) if Path(args.run).is_dir() else None
+    if run_dir is not None:
+        write_eval(run_dir, result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.table import Table
+
+    floor = result["floor"]
+    table = Table(title=f"{result['model']} on {result['dataset']}: {result['n']} samples, "
+                        f"epoch {result['epoch']} ({result['sampled_from']})", title_justify="left")
+    for column in ("score", "this run", "real-vs-real floor"):
+        table.add_column(column)
+    table.add_row("FID (classifier features)", f"{result['fid']:.3f}", f"{floor['fid']:.3f}")
+    table.add_row("KID", f"{result['kid']:.4f} ± {result['kid_std']:.4f}", f"{floor['kid']:.4f}")
+    if "inception_fid" in result:
+        table.add_row("FID (Inception-v3)", f"{result['inception_fid']:.2f}", "-")
+    if "class_shares" in result:
+        table.add_row("classes covered", f"{result['classes_covered']} of {len(result['class_shares'])}", "-")
+        table.add_row("coverage entropy (1 = uniform)", f"{result['coverage_entropy']:.3f}", "-")
+    console = _console()
+    console.print(table)
+    net = result["feature_net"]
+    console.print(f"features: a {net['num_features']}-d classifier trained {net['epochs']} epochs on "
+                  f"{net['dataset']} (test accuracy {net['test_accuracy']:.2%})"
+                  + (f"; written to {run_dir / 'eval.json'}" if run_dir else ""))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .report import run_facts
+
+    runs = [run_facts(p) for p in args.runs]
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k not in ("run", "metrics", "path")} | {"path": str(r["path"])}
+                          for r in runs], indent=2, default=str))
+        return 0
+    table = Table(title="ganzoo compare", title_justify="left")
+    for column in ("run", "model", "loss", "dataset", "epochs", "train min", "images/s", "FID", "KID", "floor FID", "classes"):
+        table.add_column(column, overflow="fold" if column == "run" else "ellipsis", no_wrap=column != "run")
+    for r in runs:
+        c, s, e = r["config"], r["summary"], r["eval"]
+        table.add_row(
+            r["name"], c.get("model", {}).get("name", "?"), c.get("loss", {}).get("name", "?"),
+            c.get("data", {}).get("name", "?"), str(s.get("epochs", "-")),
+            f"{s['train_seconds'] / 60:.1f}" if "train_seconds" in s else "-",
+            f"{s['images_per_s']:,.0f}" if "images_per_s" in s else "-",
+            f"{e['fid']:.3f}" if "fid" in e else "-", f"{e['kid']:.4f}" if "kid" in e else "-",
+            f"{e['floor']['fid']:.3f}" if "floor" in e else "-",
+            f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-",
+        )
+    _console().print(table)
+    if any(not r["eval"] for r in runs):
+        _console().print("runs without scores: run `ganzoo eval RUN` first")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .checkpoint import atomic_write_bytes
+    from .report import build_report
+
+    page = build_report(args.runs)
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "report.html" if len(args.runs) == 1 else Path("report.html"))
+    try:
+        atomic_write_bytes(out, page.encode())
+    except OSError as exc:
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    _console().print(f"wrote {out} ({len(page) / 1e6:.1f} MB, self-contained)")
+    return 0
+
+
 # --- doctor -------------------------------------------------------------------------------------
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -201,6 +287,7 @@ def _build_config(args: argparse.Namespace) -> Any:
         ("model", "name"): args.model, ("data", "name"): args.dataset, ("data", "root"): _abspath(args.data_dir),
         ("loss", "name"): args.loss, ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "seed"): args.seed, ("train", "device"): args.device, ("train", "max_steps"): args.max_steps,
+        ("train", "eval_every"): args.eval_every,
     }
     for (section, key), value in flags.items():
         if value is not None:
@@ -224,7 +311,8 @@ def _resume_config(args: argparse.Namespace) -> Any:
         if getattr(args, flag) is not None:
             raise GanzooError(f"--{flag.replace('_', '-')} cannot change when resuming; start a new run instead")
     flags = {("data", "root"): _abspath(args.data_dir), ("train", "epochs"): args.epochs,
-             ("train", "device"): args.device, ("train", "max_steps"): args.max_steps}
+             ("train", "device"): args.device, ("train", "max_steps"): args.max_steps,
+             ("train", "eval_every"): args.eval_every}
     for (section, key), value in flags.items():
         if value is not None:
             raw = merge(raw, {section: {key: value}}, f"--{key}")
@@ -359,24 +447,39 @@ def cmd_sample(args: argparse.Namespace) -> int:
         root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
         out = RunDir(root).samples / f"sample_seed{args.seed}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
+    # FILE.png: a grid; FILE.npy: uint8 [N, C, H, W]; FILE.gif: a latent walk; DIR/: one PNG per image
+    to_folder = str(args.out or "").endswith(("/", "\\")) or out.is_dir()
     suffix = out.suffix.lower()
-    if suffix not in (".png", ".npy"):
-        raise GanzooError(f"--out must end in .png (a grid) or .npy (a uint8 array), got {out.name!r}")
-    if not out.parent.is_dir():
-        raise GanzooError(f"folder {out.parent} does not exist")
+    if not to_folder and suffix not in (".png", ".npy", ".gif"):
+        raise GanzooError(f"--out must be a .png (grid), .npy (uint8 array), .gif (latent interpolation) "
+                          f"or a folder ending in '/', got {out.name!r}")
+    parent = out if to_folder else out.parent
+    if not (parent if not to_folder else out.parent).is_dir():
+        raise GanzooError(f"folder {(parent if not to_folder else out.parent)} does not exist")
 
-    from .images import save_grid, save_npy
+    from .images import save_grid, save_interpolation, save_npy, save_pngs
     from .sampling import generate, load_generator
     from .trainer import resolve_device
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
     labels, nrow = _sample_labels(args, generator, meta)
-    images = generate(generator, args.n, seed=args.seed, labels=labels)
     try:
-        (save_grid(images, out, nrow=nrow) if suffix == ".png" else save_npy(images, out))
+        if suffix == ".gif" and not to_folder:
+            save_interpolation(generator, out, seed=args.seed, labels=labels)
+            what = "a latent interpolation"
+        else:
+            images = generate(generator, args.n, seed=args.seed, labels=labels)
+            if to_folder:
+                out.mkdir(exist_ok=True)
+                save_pngs(images, out)
+            elif suffix == ".png":
+                save_grid(images, out, nrow=nrow)
+            else:
+                save_npy(images, out)
+            what = f"{args.n} samples"
     except OSError as exc:
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
-    _console().print(f"wrote {args.n} samples of {meta['model']} to {out}")
+    _console().print(f"wrote {what} of {meta['model']} to {out}")
     return 0
 
 
@@ -412,6 +515,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_plugins)
 
+    p = sub.add_parser("eval", help="score a run: FID and KID on classifier features, class coverage",
+                       description="Score a run against its dataset's test split with a dataset-specific "
+                                   "feature network (trained once, cached), next to the real-vs-real floor.")
+    p.add_argument("run", help="run directory or checkpoint")
+    p.add_argument("--n", type=int, default=10000, help="samples to score (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--inception", action="store_true",
+                   help="also Inception-v3 FID (needs torch-fidelity and its weights file locally)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="a table of runs: configs, training time and scores")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of one or more runs")
+    p.add_argument("runs", nargs="+", help="run directories (several are shown side by side)")
+    p.add_argument("--out", help="output .html (default RUN/report.html, or report.html for several runs)")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("doctor", help="versions, devices, plugin health, data and output folders",
                        description="Report what ganzoo sees: package versions, GPU/CPU, threads, plugin "
                                    "health, the dataset folder and whether output folders are writable.")
@@ -444,13 +568,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
     p.add_argument("--nproc", type=_positive_int, help="data-parallel processes on this machine (runs torchrun)")
+    p.add_argument("--eval-every", type=int, metavar="N", help="score FID/KID every N epochs, keep checkpoints/best")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a trained run",
                        description="Generate images from a run directory or checkpoint file.")
     p.add_argument("run", help="run directory or .safetensors checkpoint")
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    p.add_argument("--out", help="output .png (grid) or .npy (uint8 [N, C, H, W]); default RUN/samples/sample_seedS.png")
+    p.add_argument("--out", help="FILE.png (grid), FILE.npy (uint8 [N, C, H, W]), FILE.gif (latent interpolation) "
+                                 "or DIR/ (one PNG per image); default RUN/samples/sample_seedS.png")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--class", dest="class_", metavar="CLASS",
                    help="conditional runs: only this class, by name (sneaker) or index (7)")

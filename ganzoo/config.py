@@ -64,6 +64,8 @@ class TrainSettings:
     compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
     ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
     aux_weight: float = option(1.0, min=0, help="weight of the class losses of an auxiliary-classifier D")
+    eval_every: int = option(0, min=0, help="score FID/KID every N epochs and keep checkpoints/best (0 = off)")
+    eval_n: int = option(2000, min=10, help="samples per score during training")
 
 
 @dataclass(frozen=True)

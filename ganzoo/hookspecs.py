@@ -72,7 +72,7 @@ def on_epoch_end(trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
     """Called after each epoch, once its sample grid and checkpoint are written.
 
     ``metrics`` holds ``epoch``, ``step``, ``epoch_seconds`` and ``grid`` (the grid's path relative
-    to the run directory).
+    to the run directory), and the scores (``fid``, ``kid``, ...) in epochs ``train.eval_every`` scores.
     """
 
 

@@ -62,3 +62,54 @@ def save_npy(images: torch.Tensor, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def save_pngs(images: torch.Tensor, folder: str | Path) -> list[Path]:
+    """One PNG per image: ``folder/000000.png``, ``000001.png``, ..."""
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    folder = Path(folder)
+    paths = []
+    for i, image in enumerate(images.cpu()):
+        path = folder / f"{i:06d}.png"
+        path.write_bytes(png_bytes(image))
+        paths.append(path)
+    return paths
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between noise vectors (rows), which keeps them on the Gaussian shell."""
+    cos = (a * b).sum(1, keepdim=True) / (a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True))
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def save_interpolation(generator: torch.nn.Module, path: str | Path, *, seed: int = 0, pairs: int = 16,
+                       frames: int = 24, labels: torch.Tensor | None = None, ms_per_frame: int = 80) -> Path:
+    """An animated GIF: a 4x4 grid, each cell walking from one noise vector to another and back."""
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(seed)
+    start = torch.randn(pairs, generator.latent_dim, generator=rng)
+    end = torch.randn(pairs, generator.latent_dim, generator=rng)
+    y = labels[:pairs] if labels is not None else None
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    steps = [i / (frames - 1) for i in range(frames)]
+    pictures = []
+    try:
+        with torch.no_grad():
+            for t in steps + steps[-2:0:-1]:
+                z = slerp(start, end, t).to(device)
+                grid = make_grid(to_uint8(generator(z, y.to(device) if y is not None else None)), nrow=4)
+                grid = grid.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+                array = grid.permute(1, 2, 0).numpy()
+                pictures.append(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array))
+    finally:
+        generator.train(was_training)
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

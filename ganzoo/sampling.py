@@ -40,10 +40,15 @@ def generate(generator: Generator, n: int, *, seed: int = 0, labels: torch.Tenso
     rng = torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     out = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            count = min(batch_size, n - start)
-            z = generator.sample_latent(count, generator=rng, device=device)
-            y = labels[start:start + count].to(device) if labels is not None else None
-            out.append(generator(z, y).float().cpu())
+    was_training = generator.training
+    generator.eval()  # BatchNorm uses its running statistics, and they stay untouched
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                count = min(batch_size, n - start)
+                z = generator.sample_latent(count, generator=rng, device=device)
+                y = labels[start:start + count].to(device) if labels is not None else None
+                out.append(generator(z, y).float().cpu())
+    finally:
+        generator.train(was_training)
     return torch.cat(out)

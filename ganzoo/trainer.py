@@ -24,6 +24,7 @@ from .data import load_images, to_unit_range
 from .distributed import DistInfo
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
+from .plots import write_run_pictures
 from .optim import build_optimizer, get_optimizer
 from .registry import create_loss, create_model, get_dataset_spec, get_registry
 from .rundir import RunDir
@@ -132,6 +133,7 @@ class TrainState:
     step: int = 0  # discriminator steps so far, over all epochs
     step_in_epoch: int = 0
     train_seconds: float = 0.0
+    best_fid: float | None = None
 
 
 def _split(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -378,6 +380,8 @@ class Trainer:
                                "epoch_seconds": round(time.perf_counter() - epoch_start, 3)}
                     grid = self.save_grid(self.state.epoch)
                     self.save_checkpoint(epoch_snapshot=True)
+                    if t.eval_every and self.state.epoch % t.eval_every == 0 and self.dist.is_main:
+                        metrics.update(self.evaluate_now())
                     metrics["grid"] = str(grid.relative_to(self.run.path))
                     if self.dist.is_main:
                         self.run.append_metrics({"event": "epoch_end", **metrics})
@@ -398,8 +402,28 @@ class Trainer:
             summary = self.summary(status)
             if self.dist.is_main:
                 atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
+                write_run_pictures(self.run.path, self.run.read_metrics())
             self._emit("on_train_end", summary)
         return summary
+
+    def evaluate_now(self) -> dict[str, Any]:
+        """Score the current generator (EMA if kept); keep ``checkpoints/best.safetensors``."""
+        from .evaluation import evaluate
+
+        meta = {"model": self.config.model["name"], "config": self.config.to_dict(), "state": vars(self.state),
+                "sampled_from": "generator_ema" if self.ema is not None else "generator"}
+        result = evaluate(self.run.path, n=self.config.train.eval_n, seed=self.config.train.seed,
+                          generator=self.ema if self.ema is not None else self.gan.generator, meta=meta)
+        record = {"event": "eval", "step": self.state.step, "epoch": self.state.epoch,
+                  **{k: result[k] for k in ("fid", "kid", "classes_covered", "coverage_entropy") if k in result},
+                  "floor_fid": result["floor"]["fid"]}
+        if self.state.best_fid is None or result["fid"] < self.state.best_fid:
+            self.state.best_fid = result["fid"]
+            record["best"] = True
+            self.save_checkpoint()  # records best_fid, then becomes the best checkpoint too
+            atomic_write_bytes(self.run.checkpoints / "best.safetensors", self.run.last_checkpoint.read_bytes())
+        self.run.append_metrics(record)
+        return {k: v for k, v in record.items() if k not in ("event", "step", "epoch")}
 
     def summary(self, status: str = "completed") -> dict[str, Any]:
         return {
@@ -417,6 +441,7 @@ class Trainer:
             "channels_last": self.speed.channels_last,
             "compile": self.speed.compile,
             "final": {k: float(v) for k, v in self.last.items()},
+            "best_fid": self.state.best_fid,
         }
 
     def _emit(self, event: str, *args: Any) -> None:

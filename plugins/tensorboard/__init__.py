@@ -54,6 +54,9 @@ def on_epoch_end(trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
     with Image.open(trainer.run.path / metrics["grid"]) as grid:
         writer.add_image("samples", np.asarray(grid.convert("RGB")), metrics["step"], dataformats="HWC")
     writer.add_scalar("train/epoch_seconds", metrics["epoch_seconds"], metrics["step"])
+    for key in ("fid", "kid", "classes_covered"):  # present when train.eval_every scored this epoch
+        if key in metrics:
+            writer.add_scalar(f"eval/{key}", metrics[key], metrics["step"])
     writer.flush()
 
 

@@ -1,0 +1,251 @@
+"""Scores for generators: Frechet distance and KID on features of a dataset-specific classifier,
+class coverage, and the real-vs-real floor measured the same way.
+
+Inception features were made for ImageNet photos and need weights from the internet; a small
+classifier trained on the dataset itself is cheap, offline and sensitive to what matters in 28x28
+garments. It is trained once per dataset (seeded, deterministic), cached as safetensors with its
+test accuracy, and reused. The FID and KID maths come from torchmetrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from .data import load_images, to_unit_range
+from .errors import CheckpointError, GanzooError
+
+FEATURE_NET_VERSION = 1
+CACHE_ENV = "GANZOO_CACHE_DIR"
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS}"
+
+
+def cache_dir() -> Path:
+    """``$GANZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/ganzoo`` (``~/.cache/ganzoo``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganzoo"
+
+
+class FeatureNet(nn.Module):
+    """A small CNN classifier; its 128-d penultimate layer is the feature space for the scores."""
+
+    num_features = 128
+
+    def __init__(self, channels: int, height: int, width: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * (height // 4) * (width // 4), self.num_features), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.num_features, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> features [N, 128]."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torchmetrics hands over images in [0, 1] (normalize=True)
+        return self.features(x * 2 - 1)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
+    digest = hashlib.sha1()
+    digest.update(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    digest.update(labels.numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+@torch.no_grad()
+def _accuracy(net: FeatureNet, images: torch.Tensor, labels: torch.Tensor) -> float:
+    net.eval()
+    correct = 0
+    for a, b in _batches(len(images), 1000):
+        correct += (net.classify(to_unit_range(images[a:b])).argmax(1) == labels[a:b]).sum().item()
+    return correct / len(images)
+
+
+def feature_net(dataset: str, root: str | None, *, download: bool = True, image_size: int | None = None,
+                channels: int | None = None, epochs: int = 3, seed: int = 0, log: Any = None) -> tuple[FeatureNet, dict]:
+    """The cached feature network for ``dataset``, trained on its training split when not cached."""
+    train_x, train_y = load_images(dataset, root, train=True, download=download, image_size=image_size, channels=channels)
+    if train_y is None:
+        raise GanzooError(f"dataset {dataset!r} has no class labels; the feature network for eval needs them")
+    num_classes = int(train_y.max()) + 1
+    key = f"{dataset.split(':')[0]}-v{FEATURE_NET_VERSION}-s{seed}-e{epochs}-{_fingerprint(train_x, train_y)}"
+    path = cache_dir() / "features" / f"{key}.safetensors"
+    net = FeatureNet(*train_x.shape[1:], num_classes)
+    if path.is_file():
+        try:
+            tensors, meta = load_checkpoint(path)
+            net.load_state_dict(tensors)
+            return net.eval(), meta["feature_net"]
+        except (CheckpointError, RuntimeError, KeyError):
+            pass  # a damaged cache entry: train again and replace it
+    test_x, test_y = load_images(dataset, root, train=False, download=download, image_size=image_size, channels=channels)
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = FeatureNet(*train_x.shape[1:], num_classes)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for epoch in range(epochs):
+            net.train()
+            order = torch.randperm(len(train_x), generator=generator)
+            for a, b in _batches(len(order), 128):
+                idx = order[a:b]
+                loss = F.cross_entropy(net.classify(to_unit_range(train_x[idx])), train_y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if log:
+                log(f"feature network for {dataset}: epoch {epoch + 1}/{epochs} done")
+    info = {
+        "dataset": dataset, "key": key, "epochs": epochs, "seed": seed,
+        "test_accuracy": round(_accuracy(net, test_x, test_y), 4),
+        "train_seconds": round(time.perf_counter() - start, 1), "num_features": FeatureNet.num_features,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, net.state_dict(), {"feature_net": info})
+    return net.eval(), info
+
+
+def _scores(net: FeatureNet, a: torch.Tensor, b: torch.Tensor, seed: int) -> dict[str, float]:
+    """FID and KID between two image sets in [-1, 1], through ``net``'s features."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    n = min(len(a), len(b))
+    fid = FrechetInceptionDistance(feature=net, normalize=True)
+    with warnings.catch_warnings():  # "KID keeps all features in memory": 128 floats per image here
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=net, normalize=True, subsets=50, subset_size=min(1000, n))
+    with torch.no_grad():
+        for images, real in ((a, True), (b, False)):
+            for s, e in _batches(len(images), 1000):
+                batch = (images[s:e].float() + 1) / 2
+                fid.update(batch, real=real)
+                kid.update(batch, real=real)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            kid_mean, kid_std = kid.compute()
+        return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+@torch.no_grad()
+def class_shares(net: FeatureNet, images: torch.Tensor, num_classes: int) -> list[float]:
+    counts = torch.zeros(num_classes)
+    for a, b in _batches(len(images), 1000):
+        counts += torch.bincount(net.classify(images[a:b].float()).argmax(1), minlength=num_classes).float()
+    return (counts / counts.sum()).tolist()
+
+
+def coverage_summary(shares: list[float]) -> dict[str, float]:
+    k = len(shares)
+    entropy = -sum(p * math.log(p) for p in shares if p > 0)
+    return {
+        "classes_covered": sum(p >= 0.5 / k for p in shares),  # at least half their fair share
+        "coverage_entropy": abs(round(entropy / math.log(k), 4)) if k > 1 else 1.0,  # 1 = uniform
+    }
+
+
+def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
+             generator: Any = None, meta: dict | None = None) -> dict[str, Any]:
+    """Score a run (or checkpoint) against its dataset's test split; also measure the floor."""
+    from .sampling import generate, load_generator
+
+    if generator is None:
+        generator, meta = load_generator(run)
+    assert meta is not None
+    data = meta["config"]["data"]
+    dataset, root = data["name"], data.get("root")
+    opts = {"download": data.get("download", True), "image_size": data.get("image_size"), "channels": data.get("channels")}
+    net, info = feature_net(dataset, root, log=log, **opts)
+    test_x, test_y = load_images(dataset, root, train=False, **opts)
+    train_x, _ = load_images(dataset, root, train=True, **opts)
+    n = min(n, len(test_x), len(train_x))
+    num_classes = int(test_y.max()) + 1 if test_y is not None else None
+    labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
+    fake = generate(generator, n, seed=seed, labels=labels)
+    real = to_unit_range(test_x[:n])
+    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n]
+    floor = _scores(net, to_unit_range(train_x[pick]), real, seed)
+    scores = _scores(net, real, fake, seed)
+    result: dict[str, Any] = {
+        "model": meta["model"], "dataset": dataset, "n": n, "seed": seed,
+        "step": meta.get("state", {}).get("step"), "epoch": meta.get("state", {}).get("epoch"),
+        "sampled_from": meta.get("sampled_from", "generator"),
+        **scores,
+        "floor": floor,
+        "feature_net": info,
+    }
+    if num_classes:
+        shares = class_shares(net, fake, num_classes)
+        result["class_shares"] = [round(p, 4) for p in shares]
+        result.update(coverage_summary(shares))
+    return result
+
+
+def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
+    """FID on Inception-v3 features, comparable with published numbers; needs local weights."""
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise GanzooError("Inception FID needs torch-fidelity: pip install 'ganzoo[inception]'") from None
+    weights = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+    if not weights.is_file():
+        raise GanzooError(
+            f"Inception FID needs the Inception-v3 weights at {weights} and this machine cannot download them. "
+            f"Fetch {INCEPTION_URL} and save it there (or set $TORCH_HOME to the folder whose "
+            "hub/checkpoints/ holds it)."
+        )
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from .sampling import generate, load_generator
+
+    generator, meta = load_generator(run)
+    data = meta["config"]["data"]
+    test_x, _ = load_images(data["name"], data.get("root"), train=False, download=data.get("download", True))
+    n = min(n, len(test_x))
+    labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
+    fake = generate(generator, n, seed=seed, labels=labels)
+    fid = FrechetInceptionDistance(feature=2048, normalize=True)
+
+    def rgb(x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() + 1) / 2
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    for s, e in _batches(n, 500):
+        fid.update(rgb(to_unit_range(test_x[s:e])), real=True)
+        fid.update(rgb(fake[s:e]), real=False)
+    return float(fid.compute())
+
+
+def write_eval(run_dir: Path, result: dict[str, Any]) -> Path:
+    path = run_dir / "eval.json"
+    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
+    return path

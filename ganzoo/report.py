@@ -1,0 +1,108 @@
+"""``ganzoo report``: one self-contained HTML page for one or more runs (no network, no scripts
+needed to read it; images are inlined). ``ganzoo compare`` reads the same facts."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import GanzooError
+from .plots import curves_svg, loss_series, score_series
+from .rundir import RunDir
+
+
+def run_facts(path: str | Path) -> dict[str, Any]:
+    """What a run directory says about itself: config, summary, eval, metrics."""
+    run = RunDir(Path(path))
+    if not run.path.is_dir() or not run.is_run():
+        raise GanzooError(f"{run.path} is not a ganzoo run directory (no config.toml or checkpoints/)")
+    from .config import load_toml
+
+    config = load_toml(run.config) if run.config.is_file() else {}
+    summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
+    evaluation = json.loads((run.path / "eval.json").read_text()) if (run.path / "eval.json").is_file() else {}
+    return {"path": run.path, "name": run.path.name, "config": config, "summary": summary,
+            "eval": evaluation, "metrics": run.read_metrics(), "run": run}
+
+
+def _img(path: Path, alt: str, width: int | None = None) -> str:
+    mime = {".png": "image/png", ".gif": "image/gif"}[path.suffix.lower()]
+    data = base64.b64encode(path.read_bytes()).decode()
+    size = f' width="{width}"' if width else ""
+    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(alt)}"{size}>'
+
+
+def _config_table(config: dict[str, Any]) -> str:
+    rows = []
+    for section, values in config.items():
+        for key, value in values.items():
+            rows.append(f"<tr><td>{html.escape(section)}.{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>")
+    return "<table class=kv>" + "".join(rows) + "</table>"
+
+
+def _scores(facts: dict[str, Any]) -> str:
+    s, e = facts["summary"], facts["eval"]
+    items = [
+        ("status", s.get("status")), ("epochs", s.get("epochs")), ("steps", s.get("steps")),
+        ("training time", f"{s['train_seconds'] / 60:.1f} min" if "train_seconds" in s else None),
+        ("images/s", s.get("images_per_s")), ("device", s.get("device")), ("precision", s.get("precision")),
+        ("FID (classifier features)", f"{e['fid']:.3f}" if "fid" in e else None),
+        ("KID", f"{e['kid']:.4f}" if "kid" in e else None),
+        ("real-vs-real floor FID", f"{e['floor']['fid']:.3f}" if "floor" in e else None),
+        ("classes covered", f"{e['classes_covered']} of {len(e['class_shares'])}" if "class_shares" in e else None),
+    ]
+    return "<table class=kv>" + "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in items if v is not None) + "</table>"
+
+
+def _section(facts: dict[str, Any]) -> str:
+    run: RunDir = facts["run"]
+    grids = sorted(run.samples.glob("epoch_*.png"))
+    parts = [f"<section><h2>{html.escape(facts['name'])}</h2>",
+             f"<p class=path>{html.escape(str(facts['path']))}</p>", _scores(facts),
+             curves_svg(loss_series(facts["metrics"]), title="losses")]
+    scores = score_series(facts["metrics"])
+    if any(scores.values()):
+        parts.append(curves_svg(scores, title="FID during training"))
+    if grids:
+        parts.append(f"<h3>Final samples ({html.escape(grids[-1].stem)})</h3>" + _img(grids[-1], "final samples", 420))
+        parts.append("<h3>Fixed-noise grid per epoch</h3><div class=grids>" + "".join(
+            f"<figure>{_img(g, g.stem, 160)}<figcaption>{html.escape(g.stem.replace('_', ' '))}</figcaption></figure>"
+            for g in grids) + "</div>")
+    parts.append("<details><summary>config</summary>" + _config_table(facts["config"]) + "</details></section>")
+    return "".join(parts)
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px} h2{font-size:18px;margin:0} .path{color:#777;font-size:12px;margin:2px 0 8px}
+.runs{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
+section{border:1px solid #ddd;border-radius:6px;padding:12px;flex:1 1 560px}
+table.kv td{padding:1px 10px 1px 0;font-size:13px} table.kv td:first-child{color:#555}
+.grids{display:flex;flex-wrap:wrap;gap:6px} figure{margin:0} figcaption{font-size:11px;text-align:center}
+img{image-rendering:pixelated}
+"""
+
+# Reports for a test harness whether every image decoded; harmless for a reader.
+CHECK = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-broken-images', bad);
+});
+"""
+
+
+def build_report(paths: list[str | Path]) -> str:
+    if not paths:
+        raise GanzooError("name at least one run directory")
+    runs = [run_facts(p) for p in paths]
+    title = "ganzoo report: " + ", ".join(r["name"] for r in runs)
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{CHECK}</script></head><body>"
+            f"<h1>{html.escape(title)}</h1><div class=runs>" + "".join(_section(r) for r in runs) +
+            "</div></body></html>")

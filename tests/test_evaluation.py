@@ -1,0 +1,162 @@
+"""Scores, pictures, compare and report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_mnist_like
+from ganzoo.cli import main
+from ganzoo.evaluation import FeatureNet, _scores, coverage_summary, feature_net
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory):
+    """A dcgan run on a tiny dataset with a test split, scored during training."""
+    import os
+
+    base = tmp_path_factory.mktemp("eval")
+    os.environ["GANZOO_CACHE_DIR"] = str(base / "cache")
+    data = make_mnist_like(base / "data", n=160)
+    make_mnist_like(data, n=80, train=False)
+    run = base / "run"
+    code = main(["train", "dcgan", "--data-dir", str(data), "--epochs", "2", "--batch-size", "32", "--set",
+                 "model.width=4", "--eval-every", "1", "--set", "train.eval_n=60", "--out", str(run)])
+    assert code == 0
+    yield run, data, base
+    os.environ.pop("GANZOO_CACHE_DIR", None)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    # with an identity feature map, FID between two Gaussian samples approaches ||mu1 - mu2||^2 + trace term
+    class Identity(torch.nn.Module):
+        num_features = 4
+
+        def forward(self, x):
+            return x.flatten(1) * 2 - 1  # torchmetrics hands over [0, 1]; back to the raw values
+
+    torch.manual_seed(0)
+    a = torch.randn(20000, 1, 2, 2)
+    b = torch.randn(20000, 1, 2, 2) * 2 + 0.5  # mean shift 0.5, std 2
+    scores = _scores(Identity(), a, b, seed=0)
+    # ||mu||^2 = 4 * 0.25 = 1; trace(S1 + S2 - 2 sqrt(S1 S2)) = 4 * (1 + 4 - 2 * 2) = 4
+    assert scores["fid"] == pytest.approx(5.0, rel=0.05)
+    same = _scores(Identity(), a[:10000], a[10000:], seed=0)
+    assert same["fid"] < 0.01 and abs(same["kid"]) < 0.01
+
+
+def test_coverage_summary():
+    assert coverage_summary([0.1] * 10) == {"classes_covered": 10, "coverage_entropy": 1.0}
+    collapsed = coverage_summary([1.0] + [0.0] * 9)
+    assert collapsed["classes_covered"] == 1 and collapsed["coverage_entropy"] == 0.0
+
+
+def test_feature_network_is_trained_once_cached_and_deterministic(scored_run):
+    run, data, base = scored_run
+    cached = list((base / "cache" / "features").glob("*.safetensors"))
+    assert len(cached) == 1
+    net, info = feature_net("fashion_mnist", str(data), download=False)
+    assert isinstance(net, FeatureNet) and info["test_accuracy"] > 0.9 and info["epochs"] == 3
+    cached[0].rename(cached[0].with_suffix(".bak"))  # train again: the same weights come out
+    net2, _ = feature_net("fashion_mnist", str(data), download=False)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+
+
+def test_eval_during_training_logs_scores_and_keeps_the_best(scored_run):
+    run, _, _ = scored_run
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if r.get("event") == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(r["fid"] > 0 and "floor_fid" in r for r in evals)
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+    assert (run / "loss.png").is_file()
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.n_frames == 3  # epochs 0, 1, 2
+
+
+def test_eval_command_reports_scores_floor_and_coverage(scored_run, capsys):
+    run, _, _ = scored_run
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "60", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 60 and result["fid"] > result["floor"]["fid"]
+    assert len(result["class_shares"]) == 10 and abs(sum(result["class_shares"]) - 1) < 1e-3
+    assert 0 <= result["coverage_entropy"] <= 1
+    assert json.loads((run / "eval.json").read_text())["fid"] == result["fid"]
+    assert main(["eval", str(run), "--n", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "real-vs-real floor" in out and "test accuracy" in out
+
+
+def test_inception_fid_without_weights_says_what_to_fetch(scored_run, capsys, monkeypatch, tmp_path):
+    run, _, _ = scored_run
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    capsys.readouterr()
+    code = main(["eval", str(run), "--n", "60", "--inception"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert ("weights-inception-2015-12-05-6726825d.pth" in err and "github.com/toshas/torch-fidelity" in err) \
+        or "pip install 'ganzoo[inception]'" in err
+
+
+def test_sample_writes_png_folders_and_interpolation_gifs(scored_run, tmp_path, capsys):
+    run, _, _ = scored_run
+    assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "pngs") + "/"]) == 0
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert main(["sample", str(run), "--out", str(tmp_path / "walk.gif")]) == 0
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert gif.n_frames == 46 and gif.size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))
+    capsys.readouterr()
+    assert main(["sample", str(run), "--out", str(tmp_path / "x.jpg")]) == 2
+
+
+def test_compare_lists_runs_with_their_scores(scored_run, capsys):
+    run, _, _ = scored_run
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and rows[0]["config"]["model"]["name"] == "dcgan" and "fid" in rows[0]["eval"]
+    assert main(["compare", str(run)]) == 0
+    assert main(["compare", str(run.parent / "nope")]) == 2
+
+
+def test_report_is_self_contained(scored_run, tmp_path, capsys):
+    run, _, _ = scored_run
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), str(run), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("<section>") == 2 and "data:image/png;base64," in page and "<svg" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium); CI installs it")
+def test_report_renders_in_a_real_browser(scored_run, tmp_path):
+    run, _, _ = scored_run
+    out = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-broken-images="0"' in dom.stdout
+    images = int(dom.stdout.split('data-images="')[1].split('"')[0])
+    assert images >= 4  # final samples + one grid per epoch (0, 1, 2)
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "error" in line.lower()]
+    assert not console_errors, console_errors
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, "--window-size=1200,1400", f"--screenshot={shot}", out.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    with Image.open(shot) as img:
+        pixels = np.asarray(img.convert("L"))
+    assert pixels.std() > 10  # not a blank page
