@@ -378,6 +378,7 @@ class Trainer:
                     self.state.step_in_epoch = 0
                     metrics = {"epoch": self.state.epoch, "step": self.state.step,
                                "epoch_seconds": round(time.perf_counter() - epoch_start, 3)}
+                    self._check_weights()  # never write a checkpoint of broken weights
                     grid = self.save_grid(self.state.epoch)
                     self.save_checkpoint(epoch_snapshot=True)
                     if t.eval_every and self.state.epoch % t.eval_every == 0 and self.dist.is_main:
@@ -459,6 +460,17 @@ class Trainer:
                 f"{bad[0]} became {float(out[bad[0]])} at step {self.state.step}; training stopped and {kept}. "
                 "Try a lower learning rate (--set g_optimizer.lr=... d_optimizer.lr=...), another loss, or batchnorm."
             )
+
+    def _check_weights(self) -> None:
+        for name, module in (("generator", self.gan.generator), ("discriminator", self.gan.discriminator)):
+            for pname, param in module.named_parameters():
+                if not torch.isfinite(param).all():
+                    last = self.run.last_checkpoint
+                    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint had been written yet"
+                    raise TrainingDiverged(
+                        f"{name} weight {pname!r} holds NaN or inf after step {self.state.step}; training stopped "
+                        f"and {kept}. Try a lower learning rate or another loss."
+                    )
 
     # --- signals ------------------------------------------------------------------------------
 

@@ -311,3 +311,28 @@ def test_doctor_reports_health(capsys):
 def test_checkpoint_loader_raises_typed_errors(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_non_finite_weights_stop_the_run_before_a_checkpoint_is_written(tmp_path, tiny_data, monkeypatch):
+    from ganzoo.errors import TrainingDiverged
+    from ganzoo.config import resolve_config
+    from ganzoo.rundir import RunDir
+    from ganzoo.trainer import Trainer
+
+    config = resolve_config({"model": {"name": "dcgan", "width": 4}, "data": {"root": str(tiny_data), "download": False},
+                             "train": {"batch_size": 32, "epochs": 2}})
+    trainer = Trainer(config, RunDir(tmp_path / "run"), plugin_events=False)
+    real_step = trainer.train_step
+
+    def poisoned(real, y):
+        out = real_step(real, y)
+        if trainer.state.step == 5:  # the last step of epoch 2: a weight goes bad, its losses still look fine
+            with torch.no_grad():
+                trainer.gan.generator.project.weight[0, 0] = float("inf")
+        return out
+
+    monkeypatch.setattr(trainer, "train_step", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"generator weight 'project.weight' holds NaN or inf after step 6"):
+        trainer.fit()
+    _, meta = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["state"]["step"] == 3  # epoch 1's checkpoint stands
