@@ -250,10 +250,10 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     from .scaffold import new_plugin
 
     target = new_plugin(args.name, args.dir)
-    _console().print(*[
+    _console().print(
         f"wrote {target}\nnext:\n  cd {target}\n  pip install -e \".[test]\"\n  python -m pytest\n"
         f"  ganzoo train {args.name} --dataset fashion_mnist"
-    ])
+    )
     return 0
 
 

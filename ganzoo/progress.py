@@ -67,11 +67,11 @@ class RichProgress(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         assert self._progress is not None
         last = trainer.last
-        self._progress.console.print(markup=False, *[
+        self._progress.console.print(
             f"epoch {epoch}: D {float(last.get('d_loss', float('nan'))):.3f}  "
             f"G {float(last.get('g_loss', float('nan'))):.3f}  {metrics['epoch_seconds']:.1f}s  "
-            f"grid {trainer.run.path / metrics['grid']}"
-        ])
+            f"grid {trainer.run.path / metrics['grid']}", markup=False,
+        )
 
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         self.close()
