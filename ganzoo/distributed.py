@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
 from .errors import ConfigError
 
 
@@ -56,17 +54,6 @@ def setup(device_type: str) -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
     return info
-
-
-def broadcast(value: Any, info: DistInfo) -> Any:
-    """Rank 0's ``value`` on every rank."""
-    if not info.enabled:
-        return value
-    import torch.distributed as dist
-
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def barrier(info: DistInfo) -> None:
