@@ -24,7 +24,6 @@ class DCGANOptions:
     spectral_norm: bool = option(False, help="spectral normalisation on D's layers (Miyato et al. 2018)")
     conditional: bool = option(False, help="feed the class label to G and D (Mirza & Osindero 2014)")
     aux_classifier: bool = option(False, help="D also predicts the class; G is conditional (Odena et al. 2017)")
-    embed_dim: int = option(50, min=1, help="size of G's class embedding when conditional")
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:

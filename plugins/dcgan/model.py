@@ -36,9 +36,9 @@ class DCGANGenerator(Generator):
         channels, height, width = image_shape
         self.base = (height // 4, width // 4)
         w, k, bn, slope = options.width, options.kernel_size, options.g_batchnorm, options.leaky_slope
-        # conditional: z is concatenated with a learned class embedding
-        self.embed = nn.Embedding(num_classes, options.embed_dim) if num_classes else None
-        inputs = options.latent_dim + (options.embed_dim if num_classes else 0)
+        # conditional: z is multiplied by a learned class embedding (so the label cannot replace the noise)
+        self.embed = nn.Embedding(num_classes, options.latent_dim) if num_classes else None
+        inputs = options.latent_dim
         self.project = nn.Linear(inputs, 4 * w * self.base[0] * self.base[1], bias=not bn)
 
         def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -58,7 +58,7 @@ class DCGANGenerator(Generator):
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels y")
-            z = torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
+            z = z * self.embed(y).to(z.dtype)
         x = self.project(z).view(z.shape[0], -1, *self.base)
         return self.body(self.stem(x))
 
