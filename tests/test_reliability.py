@@ -178,7 +178,7 @@ def test_corrupt_and_truncated_checkpoints_are_one_line(trained, tmp_path, capsy
         code, _, err = cli(capsys, "sample", path, "--out", tmp_path / "x.png")
         assert code == 2, name
         assert str(path) in err and "truncated or corrupt" in err and "Traceback" not in err, (name, err)
-        assert len(err.strip().splitlines()) == 1 or "\n" not in err.strip().replace("\n", " ")
+        assert len(err.strip().splitlines()) == 1, err
 
 
 def test_a_safetensors_file_that_is_not_ours_is_named(tmp_path, capsys):
@@ -301,7 +301,7 @@ def test_resume_refuses_changes_that_would_break_it(trained, capsys):
 def test_doctor_reports_health(capsys):
     code, out, _ = cli(capsys, "doctor", "--json")
     info = json.loads(out)
-    assert code == 0 and info["packages"]["torch"] == torch.__version__.split("+")[0] or info["packages"]["torch"]
+    assert code == 0 and torch.__version__.startswith(info["packages"]["torch"])
     assert "dcgan" in info["plugins"]["models"] and info["plugins"]["failed"] == []
     assert info["device"]["torch_threads"] >= 1
     code, out, _ = cli(capsys, "doctor")
