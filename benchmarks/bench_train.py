@@ -38,7 +38,10 @@ def run_reference(args: argparse.Namespace) -> dict:
     dataset = tvd.FashionMNIST(args.data_dir, train=True, download=False,
                                transform=T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True)
+    from ganzoo.layers import set_fast_dropout
+
     gan = ganzoo.create_model("dcgan")
+    set_fast_dropout(gan, False)  # the reference uses PyTorch's own dropout
     G, D = gan.generator, gan.discriminator
     loss = ganzoo.create_loss("nonsaturating")
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -82,7 +85,7 @@ def run_ganzoo(args: argparse.Namespace, overrides: list[str]) -> dict:
     timed = [r for r in lines if "time" in r and r["step"] > args.warmup]
     seconds = timed[-1]["time"] - next(r["time"] for r in lines if r.get("step") == args.warmup)
     return {"name": "ganzoo " + (" ".join(overrides) or "defaults"), "images_per_s": len(timed) * args.batch_size / seconds,
-            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile")}}
+            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile", "fast_dropout")}}
 
 
 def main() -> None:

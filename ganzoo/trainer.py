@@ -24,6 +24,7 @@ from .data import load_images, to_unit_range
 from .distributed import DistInfo
 from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
+from .layers import set_fast_dropout
 from .plots import write_run_pictures
 from .optim import build_optimizer, get_optimizer
 from .registry import create_loss, create_model, get_dataset_spec, get_registry
@@ -47,6 +48,7 @@ class SpeedSettings:
     precision: str
     channels_last: bool
     compile: bool
+    fast_dropout: bool
 
     @classmethod
     def resolve(cls, train: Any, device: torch.device) -> SpeedSettings:
@@ -61,7 +63,8 @@ class SpeedSettings:
         if precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision = 'fp16' needs a CUDA device; use 'bf16' or 'fp32'")
         channels_last = device.type == "cuda" if train.channels_last == "auto" else bool(train.channels_last)
-        return cls(precision, channels_last, bool(train.compile))
+        fast_dropout = device.type == "cpu" if train.fast_dropout == "auto" else bool(train.fast_dropout)
+        return cls(precision, channels_last, bool(train.compile), fast_dropout)
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -190,6 +193,7 @@ class Trainer:
         self.gan = create_model(config.model["name"], image_shape=self.image_shape,
                                 num_classes=self.num_classes, **model_opts).to(self.device)
         self.speed = SpeedSettings.resolve(t, self.device)
+        set_fast_dropout(self.gan, self.speed.fast_dropout)
         if self.speed.channels_last:
             self.gan.to(memory_format=torch.channels_last)
         # The step calls these; the modules themselves (and their state_dicts) stay plain.
@@ -441,6 +445,7 @@ class Trainer:
             "precision": self.speed.precision,
             "channels_last": self.speed.channels_last,
             "compile": self.speed.compile,
+            "fast_dropout": self.speed.fast_dropout,
             "final": {k: float(v) for k, v in self.last.items()},
             "best_fid": self.state.best_fid,
         }

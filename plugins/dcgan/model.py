@@ -15,6 +15,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.layers import Dropout
 
 
 def _init_dcgan(module: nn.Module) -> None:
@@ -74,7 +75,7 @@ class DCGANDiscriminator(Discriminator):
         self.label_map = nn.Embedding(num_classes, height * width) if conditional and num_classes else None
 
         def drop() -> list[nn.Module]:
-            return [nn.Dropout(p)] if p > 0 else []
+            return [Dropout(p)] if p > 0 else []
 
         self.features = nn.Sequential(
             sn(nn.Conv2d(channels + (1 if self.label_map is not None else 0), w, k, 2, padding=k // 2)),

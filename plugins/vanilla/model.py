@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.layers import Dropout
 
 
 class MLPGenerator(Generator):
@@ -36,7 +37,7 @@ class MLPDiscriminator(Discriminator):
         width = math.prod(image_shape)
         for size in options.d_hidden:
             layers += [nn.Linear(width, size), nn.LeakyReLU(options.leaky_slope, inplace=True),
-                       *([nn.Dropout(options.dropout)] if options.dropout > 0 else [])]
+                       *([Dropout(options.dropout)] if options.dropout > 0 else [])]
             width = size
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
