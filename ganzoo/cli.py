@@ -162,6 +162,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "class_shares" in result:
         table.add_row("classes covered", f"{result['classes_covered']} of {len(result['class_shares'])}", "-")
         table.add_row("coverage entropy (1 = uniform)", f"{result['coverage_entropy']:.3f}", "-")
+    if "class_accuracy" in result:
+        reference = result.get("feature_net", {}).get("test_accuracy")
+        table.add_row("asked-for class recognised", f"{result['class_accuracy']:.1%}",
+                      f"{reference:.1%} (real test images)" if reference is not None else "-")
     console = _console()
     console.print(table)
     net = result["feature_net"]

@@ -157,10 +157,12 @@ def _scores(net: FeatureNet, a: torch.Tensor, b: torch.Tensor, seed: int) -> dic
 
 
 @torch.no_grad()
+def predict_classes(net: FeatureNet, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([net.classify(images[a:b].float()).argmax(1) for a, b in _batches(len(images), 1000)])
+
+
 def class_shares(net: FeatureNet, images: torch.Tensor, num_classes: int) -> list[float]:
-    counts = torch.zeros(num_classes)
-    for a, b in _batches(len(images), 1000):
-        counts += torch.bincount(net.classify(images[a:b].float()).argmax(1), minlength=num_classes).float()
+    counts = torch.bincount(predict_classes(net, images), minlength=num_classes).float()
     return (counts / counts.sum()).tolist()
 
 
@@ -204,9 +206,12 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
         "feature_net": info,
     }
     if num_classes:
-        shares = class_shares(net, fake, num_classes)
+        predicted = predict_classes(net, fake)
+        shares = (torch.bincount(predicted, minlength=num_classes).float() / len(predicted)).tolist()
         result["class_shares"] = [round(p, 4) for p in shares]
         result.update(coverage_summary(shares))
+        if labels is not None:  # conditional: how often the classifier sees the class that was asked for
+            result["class_accuracy"] = round(float((predicted == labels).float().mean()), 4)
     return result
 
 

@@ -53,6 +53,7 @@ def _scores(facts: dict[str, Any]) -> str:
         ("KID", f"{e['kid']:.4f}" if "kid" in e else None),
         ("real-vs-real floor FID", f"{e['floor']['fid']:.3f}" if "floor" in e else None),
         ("classes covered", f"{e['classes_covered']} of {len(e['class_shares'])}" if "class_shares" in e else None),
+        ("asked-for class recognised", f"{e['class_accuracy']:.1%}" if "class_accuracy" in e else None),
     ]
     return "<table class=kv>" + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in items if v is not None) + "</table>"

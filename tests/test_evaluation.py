@@ -95,6 +95,40 @@ def test_eval_command_reports_scores_floor_and_coverage(scored_run, capsys):
     assert "real-vs-real floor" in out and "test accuracy" in out
 
 
+class _LookupGenerator(torch.nn.Module):
+    """A 'conditional generator' that returns a real test image of the class asked for (or of
+    class 0 whatever is asked, with obey=False)."""
+
+    def __init__(self, images, labels, obey):
+        super().__init__()
+        self.num_classes, self.latent_dim, self.obey = 10, 2, obey
+        self.register_buffer("by_class", torch.stack([images[labels == k][0] for k in range(10)]))
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def sample_latent(self, n, generator=None, device=None):
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+    def forward(self, z, y):
+        picked = self.by_class[y if self.obey else torch.zeros_like(y)]
+        return (picked.float() / 127.5 - 1) * self.scale
+
+
+def test_eval_scores_class_accuracy_of_conditional_generators(scored_run):
+    from ganzoo.data import load_images
+    from ganzoo.evaluation import evaluate
+
+    run, data, _ = scored_run
+    images, labels = load_images("fashion_mnist", str(data), train=False, download=False)
+    meta = {"model": "lookup", "config": {"data": {"name": "fashion_mnist", "root": str(data), "download": False}}}
+    obeys = evaluate(run, n=60, generator=_LookupGenerator(images, labels, True), meta=meta)
+    ignores = evaluate(run, n=60, generator=_LookupGenerator(images, labels, False), meta=meta)
+    assert obeys["class_accuracy"] > 0.9  # the feature network recognises every asked-for class
+    assert ignores["class_accuracy"] == pytest.approx(0.1, abs=0.02)  # only the 1 in 10 that asked for 0
+    assert ignores["classes_covered"] == 1
+    unconditional = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
+    assert unconditional is None or "class_accuracy" not in unconditional
+
+
 def test_inception_fid_without_weights_says_what_to_fetch(scored_run, capsys, monkeypatch, tmp_path):
     run, _, _ = scored_run
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
