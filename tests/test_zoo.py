@@ -40,6 +40,27 @@ def test_every_allowed_pair_trains_a_step_and_samples(model, loss, tiny_data, tm
     assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
 
 
+def test_d_steps_updates_the_generator_once_every_k_critic_steps(tiny_data, tmp_path):
+    config = resolve_config({
+        "model": {"name": "wgan-gp", "width": 4}, "loss": {"name": "wgan-gp"},
+        "data": {"root": str(tiny_data), "download": False},
+        "train": {"batch_size": 8, "max_steps": 6, "d_steps": 3, "precision": "fp32"},
+    })
+    trainer = Trainer(config, RunDir(tmp_path / "run"), plugin_events=False)
+    images = trainer.images[:8].float() / 127.5 - 1
+    g_changes, d_changes = [], []
+    for _ in range(6):
+        g_before = [p.detach().clone() for p in trainer.gan.generator.parameters()]
+        d_before = [p.detach().clone() for p in trainer.gan.discriminator.parameters()]
+        out = trainer.train_step(images, None)
+        trainer.state.step += 1
+        g_changes.append(any(not torch.equal(a, b) for a, b in zip(g_before, trainer.gan.generator.parameters())))
+        d_changes.append(any(not torch.equal(a, b) for a, b in zip(d_before, trainer.gan.discriminator.parameters())))
+        assert ("g_loss" in out) == g_changes[-1]
+    assert d_changes == [True] * 6
+    assert g_changes == [False, False, True, False, False, True]
+
+
 def test_wasserstein_loss_refuses_a_batchnorm_critic_from_the_cli(tiny_data, tmp_path, capsys):
     code = main(["train", "dcgan", "--loss", "wgan-gp", "--data-dir", str(tiny_data), "--out", str(tmp_path / "r"),
                  "--set", "model.d_batchnorm=true"])
