@@ -68,4 +68,8 @@ def teardown(info: DistInfo) -> None:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            try:  # every rank done with its collectives before gloo's threads are torn down
+                dist.barrier()
+            except Exception:  # a rank that failed already; tear down anyway
+                pass
             dist.destroy_process_group()
