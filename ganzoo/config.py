@@ -63,7 +63,7 @@ class TrainSettings:
     channels_last: Literal["auto"] | bool = option("auto", help="channels-last memory; auto: on for CUDA")
     compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
     fast_dropout: Literal["auto"] | bool = option(
-        "auto", help="ganzoo.layers.Dropout draws its masks 4-5x faster (same distribution); auto: on for CPU")
+        "auto", help="ganzoo.layers.Dropout draws its masks 3.5-5x faster (same distribution); auto: on for CPU")
     ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
     aux_weight: float = option(1.0, min=0, help="weight of the class losses of an auxiliary-classifier D")
     eval_every: int = option(0, min=0, help="score FID/KID every N epochs and keep checkpoints/best (0 = off)")

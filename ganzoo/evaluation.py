@@ -161,8 +161,8 @@ def predict_classes(net: FeatureNet, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([net.classify(images[a:b].float()).argmax(1) for a, b in _batches(len(images), 1000)])
 
 
-def class_shares(net: FeatureNet, images: torch.Tensor, num_classes: int) -> list[float]:
-    counts = torch.bincount(predict_classes(net, images), minlength=num_classes).float()
+def class_shares(predicted: torch.Tensor, num_classes: int) -> list[float]:
+    counts = torch.bincount(predicted, minlength=num_classes).float()
     return (counts / counts.sum()).tolist()
 
 
@@ -207,7 +207,7 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     }
     if num_classes:
         predicted = predict_classes(net, fake)
-        shares = (torch.bincount(predicted, minlength=num_classes).float() / len(predicted)).tolist()
+        shares = class_shares(predicted, num_classes)
         result["class_shares"] = [round(p, 4) for p in shares]
         result.update(coverage_summary(shares))
         if labels is not None:  # conditional: how often the classifier sees the class that was asked for

@@ -7,7 +7,7 @@ element from one int64 ``random_`` draw per four elements and keeps an element w
 least ``round(p * 32768)``: every element is kept independently with probability ``1 - p`` (``p``
 rounded to a multiple of 1/32768) and scaled by ``1 / (1 - p)``, the distribution of
 ``nn.Dropout``, drawn from the same default generator, so seeded runs stay reproducible. Forward
-plus backward is 4-5x faster than ``nn.Dropout`` on this CPU (docs/benchmarks.md). On other devices
+plus backward is 3.5-5x faster than ``nn.Dropout`` on this CPU (docs/benchmarks.md). On other devices
 it is ``nn.Dropout`` unless asked.
 """
 
@@ -37,7 +37,7 @@ def _keep_mask(like: torch.Tensor, p: float, generator: torch.Generator | None =
     mask = keep.view(torch.uint8).to(like.dtype).mul_(1.0 / (1.0 - p))
     # the mask takes the memory layout of x (e.g. channels-last), so the product is one dense pass
     dense = like.is_contiguous() or like.is_contiguous(memory_format=torch.channels_last)
-    return mask.as_strided(like.shape, like.stride()) if dense and like.dim() == 4 else mask.view(like.shape)
+    return mask.as_strided(like.shape, like.stride()) if dense else mask.view(like.shape)
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True,
@@ -54,7 +54,7 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` whose mask is drawn faster on CPU; same parameters, same distribution.
 
     ``fast`` is "auto" (the fast mask on CPU, PyTorch's elsewhere), True or False; the trainer sets
-    it from ``train.fast_dropout``.
+    it from ``train.fast_dropout``. The fast path never works in place (``inplace`` is ignored there).
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
@@ -68,11 +68,8 @@ class Dropout(nn.Dropout):
         return super().forward(x)
 
 
-def set_fast_dropout(module: nn.Module, fast: bool | str) -> int:
-    """Set ``fast`` on every ganzoo ``Dropout`` inside ``module``; returns how many there were."""
-    count = 0
+def set_fast_dropout(module: nn.Module, fast: bool | str) -> None:
+    """Set ``fast`` on every ganzoo ``Dropout`` inside ``module``."""
     for m in module.modules():
         if isinstance(m, Dropout):
             m.fast = fast
-            count += 1
-    return count
