@@ -6,6 +6,9 @@ a torchvision dataset with ToTensor + Normalize transforms, a shuffling DataLoad
 discriminator passes per step (D(real), D(G(z).detach()), D(G(z)) with D's weight gradients), in fp32.
 
 Each configuration runs in its own process, so peak resident memory is measured per configuration.
+Shared machines drift: the configurations run in turn for ``--rounds`` rounds, and a configuration's
+images/s is its batch size over the median wall time of all its timed steps (the spread over rounds
+is printed beside it).
 
     python benchmarks/bench_train.py --data-dir ../shared/datasets
     python benchmarks/bench_train.py --data-dir ../shared/datasets --ganzoo precision=fp32 --ganzoo precision=auto
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,10 +50,8 @@ def run_reference(args: argparse.Namespace) -> dict:
     loss = ganzoo.create_loss("nonsaturating")
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    images, start = 0, None
+    seconds, last = [], time.perf_counter()
     for step, (real, _) in enumerate(loader):
-        if step == args.warmup:
-            start, images = time.perf_counter(), 0
         if step == args.warmup + args.steps:
             break
         z = torch.randn(real.shape[0], 100)
@@ -62,9 +64,11 @@ def run_reference(args: argparse.Namespace) -> dict:
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
-        images += real.shape[0]
-    seconds = time.perf_counter() - start
-    return {"name": "reference", "images_per_s": images / seconds, "peak_rss_mb": peak_rss_mb()}
+        now = time.perf_counter()
+        if step >= args.warmup:
+            seconds.append(now - last)
+        last = now
+    return {"name": "reference", "step_seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 def run_ganzoo(args: argparse.Namespace, overrides: list[str]) -> dict:
@@ -82,10 +86,10 @@ def run_ganzoo(args: argparse.Namespace, overrides: list[str]) -> dict:
         trainer = Trainer(resolve_config(raw), RunDir(Path(tmp) / "run"), plugin_events=False)
         trainer.fit()
         lines = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    timed = [r for r in lines if "time" in r and r["step"] > args.warmup]
-    seconds = timed[-1]["time"] - next(r["time"] for r in lines if r.get("step") == args.warmup)
-    return {"name": "ganzoo " + (" ".join(overrides) or "defaults"), "images_per_s": len(timed) * args.batch_size / seconds,
-            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile", "fast_dropout")}}
+    # log_every = 1: each line's images/s is over the wall time since the previous step's line
+    seconds = [args.batch_size / r["images_per_s"] for r in lines if "images_per_s" in r and r["step"] > args.warmup]
+    return {"name": "ganzoo " + (" ".join(overrides) or "defaults"), "step_seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile", "fast_dropout", "reuse_memory")}}
 
 
 def main() -> None:
@@ -94,6 +98,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=3, help="times each configuration is run, in turn")
     parser.add_argument("--ganzoo", action="append", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
                         help="a ganzoo configuration of train.* speed keys to measure (repeatable); "
                              "default: the defaults and precision=fp32")
@@ -107,23 +112,34 @@ def main() -> None:
         return
 
     configs = ["reference", *(args.ganzoo or ["", "precision=fp32"])]
+    runs: dict[str, list[dict]] = {c: [] for c in configs}
+    for round_ in range(args.rounds):
+        for config in configs:
+            cmd = [sys.executable, __file__, "--data-dir", args.data_dir, "--batch-size", str(args.batch_size),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--only", config]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            runs[config].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"  round {round_ + 1}: measured {runs[config][-1]['name']}", file=sys.stderr)
     results = []
-    for config in configs:
-        cmd = [sys.executable, __file__, "--data-dir", args.data_dir, "--batch-size", str(args.batch_size),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--only", config]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"  measured {results[-1]['name']}", file=sys.stderr)
+    for config, measured in runs.items():
+        steps = [s for r in measured for s in r["step_seconds"]]
+        per_round = [args.batch_size / statistics.median(r["step_seconds"]) for r in measured]
+        results.append({**{k: v for k, v in measured[0].items() if k != "step_seconds"},
+                        "images_per_s": args.batch_size / statistics.median(steps),
+                        "rounds_images_per_s": per_round,
+                        "peak_rss_mb": max(r["peak_rss_mb"] for r in measured)})
     base = results[0]["images_per_s"]
     for r in results:
         r["ratio"] = r["images_per_s"] / base
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"dcgan, Fashion-MNIST, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
-    print(f"{'configuration':44} {'images/s':>10} {'vs ref':>8} {'peak RSS':>10}")
+    print(f"dcgan, Fashion-MNIST, batch {args.batch_size}, {args.rounds} rounds of {args.steps} timed steps "
+          f"after {args.warmup} warm-up; images/s from the median step")
+    print(f"{'configuration':44} {'images/s':>10} {'rounds':>13} {'vs ref':>8} {'peak RSS':>10}")
     for r in results:
-        print(f"{r['name']:44} {r['images_per_s']:10.0f} {r['ratio']:7.2f}x {r['peak_rss_mb']:8.0f} MB")
+        spread = f"{min(r['rounds_images_per_s']):.0f}-{max(r['rounds_images_per_s']):.0f}"
+        print(f"{r['name']:44} {r['images_per_s']:10.0f} {spread:>13} {r['ratio']:7.2f}x {r['peak_rss_mb']:8.0f} MB")
 
 
 if __name__ == "__main__":

@@ -60,10 +60,12 @@ class TrainSettings:
     device: Literal["auto", "cpu", "cuda", "mps"] = option("auto", help="auto picks cuda, then mps, then cpu")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", help="autocast precision; auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
-    channels_last: Literal["auto"] | bool = option("auto", help="channels-last memory; auto: on for CUDA")
+    channels_last: Literal["auto"] | bool = option("auto", help="channels-last memory; auto: on for CPU and CUDA where the model supports it")
     compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
     fast_dropout: Literal["auto"] | bool = option(
         "auto", help="ganzoo.layers.Dropout draws its masks 3.5-5x faster (same distribution); auto: on for CPU")
+    reuse_memory: Literal["auto"] | bool = option(
+        "auto", help="keep memory freed in a step for the next (glibc malloc, no page faults); auto: on for CPU")
     ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
     aux_weight: float = option(1.0, min=0, help="weight of the class losses of an auxiliary-classifier D")
     eval_every: int = option(0, min=0, help="score FID/KID every N epochs and keep checkpoints/best (0 = off)")

@@ -59,9 +59,15 @@ class Discriminator(nn.Module):
 
 
 class GAN(nn.Module):
-    """A generator and a discriminator built together by a model plugin."""
+    """A generator and a discriminator built together by a model plugin.
 
-    def __init__(self, generator: Generator, discriminator: Discriminator) -> None:
+    ``channels_last=True`` says both networks run correctly in channels-last memory: they never
+    ``view`` a 4-D activation (use ``reshape``, or ``ganzoo.layers.Flatten``, which also keeps the
+    gradient's layout) and convert any 4-D tensor they build themselves with
+    ``ganzoo.layers.memory_format_of``. ``train.channels_last = auto`` turns it on only for such pairs.
+    """
+
+    def __init__(self, generator: Generator, discriminator: Discriminator, *, channels_last: bool = False) -> None:
         super().__init__()
         if not isinstance(generator, Generator):
             raise TypeError(f"generator must be a ganzoo.interfaces.Generator, got {type(generator).__name__}")
@@ -69,6 +75,7 @@ class GAN(nn.Module):
             raise TypeError(f"discriminator must be a ganzoo.interfaces.Discriminator, got {type(discriminator).__name__}")
         self.generator = generator
         self.discriminator = discriminator
+        self.channels_last = bool(channels_last)
 
     @property
     def latent_dim(self) -> int:

@@ -67,7 +67,7 @@ def test_resolve_fills_defaults_and_checks_components():
         resolve_config({"model": {"name": "dcgan"}, "d_optimizer": {"momentum": 0.9}})
     sgd = resolve_config({"model": {"name": "dcgan"}, "d_optimizer": {"name": "sgd", "momentum": 0.9}})
     assert sgd.d_optimizer == {"name": "sgd", "lr": 0.01, "momentum": 0.9, "dampening": 0.0,
-                               "weight_decay": 0.0, "nesterov": False}
+                               "weight_decay": 0.0, "nesterov": False, "fused": "auto"}
     with pytest.raises(UnknownNameError, match="unknown dataset 'cifar'"):
         resolve_config({"model": {"name": "dcgan"}, "data": {"name": "cifar"}})
 

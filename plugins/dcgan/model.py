@@ -15,7 +15,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator
-from ganzoo.layers import Dropout
+from ganzoo.layers import Dropout, Flatten, memory_format_of
 
 
 def _init_dcgan(module: nn.Module) -> None:
@@ -60,7 +60,7 @@ class DCGANGenerator(Generator):
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels y")
             z = z * self.embed(y).to(z.dtype)
-        x = self.project(z).view(z.shape[0], -1, *self.base)
+        x = self.project(z).view(z.shape[0], -1, *self.base).contiguous(memory_format=memory_format_of(self.body))
         return self.body(self.stem(x))
 
 
@@ -83,7 +83,7 @@ class DCGANDiscriminator(Discriminator):
             sn(nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm)),
             *([nn.BatchNorm2d(2 * w)] if options.d_batchnorm else []),
             nn.LeakyReLU(slope, inplace=True), *drop(),
-            nn.Flatten(),
+            Flatten(),
         )
         # stride-2 convs with 'same' padding give ceil(size / 2) twice
         flat = 2 * w * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
@@ -97,6 +97,7 @@ class DCGANDiscriminator(Discriminator):
             if y is None:
                 raise ValueError("this discriminator is conditional: pass class labels y")
             x = torch.cat([x, self.label_map(y).view(-1, 1, *x.shape[2:]).to(x.dtype)], dim=1)
+            x = x.contiguous(memory_format=memory_format_of(self.features))
         h = self.features(x)
         logits = self.head(h).squeeze(1)
         if self.classifier is not None:
@@ -117,4 +118,5 @@ def build_dcgan(options: Any, *, image_shape: tuple[int, int, int], num_classes:
         DCGANGenerator(options, image_shape, g_classes),
         DCGANDiscriminator(options, image_shape, num_classes if conditional else None,
                            conditional=options.conditional),
+        channels_last=True,
     )
