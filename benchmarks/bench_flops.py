@@ -1,7 +1,8 @@
 """Achieved FLOP/s of ganzoo's training step against this machine's measured matmul peak.
 
 FLOPs per step are counted by PyTorch's FlopCounterMode over one real step (forward and backward
-of G and D); the peak is the best of a few large square matmuls in fp32 and bf16.
+of G and D); steps/s is from the median step; the peak is the best of a few large square matmuls
+in fp32 and bf16.
 
     python benchmarks/bench_flops.py
     python benchmarks/bench_flops.py --precision fp32 --batch-size 256
@@ -10,12 +11,13 @@ of G and D); the peak is the best of a few large square matmuls in fp32 and bf16
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 
-def matmul_peak(dtype, size: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(dtype, size: int = 2048, repeats: int = 20) -> float:
     import torch
 
     a = torch.randn(size, size, dtype=dtype)
@@ -62,8 +64,8 @@ def main() -> None:
         flops_per_step = counter.get_total_flops()
         trainer.fit()
         records = [r for r in trainer.run.read_metrics() if "time" in r]
-    seconds = records[-1]["time"] - records[2]["time"]  # skip warm-up steps
-    steps_per_s = (len(records) - 3) / seconds
+    # the median step after three warm-up steps (shared machines have slow moments)
+    steps_per_s = 1 / statistics.median(b["time"] - a["time"] for a, b in zip(records[2:], records[3:]))
     achieved = flops_per_step * steps_per_s
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     precision = trainer.speed.precision
