@@ -60,7 +60,8 @@ class TrainSettings:
     device: Literal["auto", "cpu", "cuda", "mps"] = option("auto", help="auto picks cuda, then mps, then cpu")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", help="autocast precision; auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
-    channels_last: Literal["auto"] | bool = option("auto", help="channels-last memory; auto: on for CPU and CUDA where the model supports it")
+    channels_last: Literal["auto"] | bool = option(
+        "auto", help="channels-last memory; auto: on for CPU and CUDA where the model supports it")
     compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
     fast_dropout: Literal["auto"] | bool = option(
         "auto", help="ganzoo.layers.Dropout draws its masks 3.5-5x faster (same distribution); auto: on for CPU")
