@@ -37,13 +37,12 @@ def run_reference(args: argparse.Namespace) -> dict:
     import torchvision.transforms as T
 
     import ganzoo
+    from ganzoo.layers import set_fast_dropout
 
     torch.manual_seed(0)
     dataset = tvd.FashionMNIST(args.data_dir, train=True, download=False,
                                transform=T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True)
-    from ganzoo.layers import set_fast_dropout
-
     gan = ganzoo.create_model("dcgan")
     set_fast_dropout(gan, False)  # the reference uses PyTorch's own dropout
     G, D = gan.generator, gan.discriminator

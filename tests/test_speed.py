@@ -30,6 +30,17 @@ def settings(**overrides):
     return SimpleNamespace(**{**base, **overrides})
 
 
+CONV_MODELS = ["dcgan", "cgan", "acgan", "sngan", "wgan-gp"]
+
+
+def _trainer(tmp_path, data, model, **train):
+    raw = {"model": {"name": model, "width": 8}, "data": {"name": "fashion_mnist", "root": str(data), "download": False},
+           "train": {"batch_size": 24, "max_steps": 2, "precision": "fp32", **train}}
+    if model == "wgan-gp":
+        raw["loss"] = {"name": "wgan-gp"}
+    return Trainer(resolve_config(raw), RunDir(tmp_path / f"{model}-{sorted(train.items())}"), plugin_events=False)
+
+
 @pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_precision_on_cpu_follows_the_cpu(monkeypatch, has_bf16, expected):
     monkeypatch.setattr(trainer_mod, "cpu_has_bf16", lambda: has_bf16)
@@ -62,14 +73,8 @@ def test_fp16_on_cpu_is_refused_with_the_alternatives():
 
 
 def test_the_trainer_switches_every_ganzoo_dropout(tmp_path, tiny_data):
-    def build(fast):
-        raw = {"model": {"name": "dcgan", "dropout": 0.3, "width": 4},
-               "data": {"name": "fashion_mnist", "root": str(tiny_data), "download": False},
-               "train": {"batch_size": 8, "max_steps": 1, "precision": "fp32", "fast_dropout": fast}}
-        return Trainer(resolve_config(raw), RunDir(tmp_path / f"run-{fast}"), plugin_events=False)
-
     for fast, expected in (("auto", True), (False, False), (True, True)):
-        trainer = build(fast)
+        trainer = _trainer(tmp_path, tiny_data, "dcgan", fast_dropout=fast)
         drops = [m for m in trainer.gan.modules() if isinstance(m, Dropout)]
         assert len(drops) == 2 and all(m.fast is expected for m in drops)
         assert trainer.summary()["fast_dropout"] is expected
@@ -195,17 +200,6 @@ def test_memory_format_of_follows_the_first_4d_parameter():
     assert memory_format_of(nn.Linear(2, 2)) == torch.contiguous_format
 
 
-CONV_MODELS = ["dcgan", "cgan", "acgan", "sngan", "wgan-gp"]
-
-
-def _trainer(tmp_path, data, model, **train):
-    raw = {"model": {"name": model, "width": 8}, "data": {"name": "fashion_mnist", "root": str(data), "download": False},
-           "train": {"batch_size": 24, "max_steps": 2, "precision": "fp32", **train}}
-    if model == "wgan-gp":
-        raw["loss"] = {"name": "wgan-gp"}
-    return Trainer(resolve_config(raw), RunDir(tmp_path / f"{model}-{sorted(train.items())}"), plugin_events=False)
-
-
 @pytest.mark.parametrize("model", CONV_MODELS)
 def test_builtin_conv_models_train_channels_last_in_one_layout(tmp_path, tiny_data, model):
     """Every op on a batch of activations sees one layout: a mixed one is several times slower on CPU."""
@@ -247,8 +241,8 @@ def test_channels_last_computes_what_contiguous_memory_computes(tmp_path, tiny_d
     real = to_unit_range(plain.images[idx])
     outs = []
     for trainer in (plain, cl):
-        torch.manual_seed(1)  # the same dropout masks: ganzoo's Dropout draws them in memory order
-        trainer.gan.discriminator.eval()  # no dropout: masks are laid out in memory order
+        torch.manual_seed(1)
+        trainer.gan.discriminator.eval()  # no dropout: its masks follow memory order, so they would differ
         trainer.train_step(real, y)
         outs.append(trainer.gan.state_dict())
     for key in outs[0]:
