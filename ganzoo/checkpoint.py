@@ -1,52 +1,26 @@
 """Checkpoints: safetensors for every tensor, JSON metadata for the rest; nothing is ever unpickled.
 
-Writes are atomic (temporary file, fsync, rename), so a crash at any moment leaves the previous
-checkpoint intact.
+Writes are atomic (``atomic.py``: temporary file, fsync, rename), so a crash at any moment leaves
+the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _st_save
 
+from .atomic import atomic_write_bytes
 from .errors import CheckpointError
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "ganzoo"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def flatten_optimizer(prefix: str, state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -85,17 +59,15 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], metad
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`; one clear error for any bad file."""
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}" if not path.exists() else f"{path} is not a file")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
+        with safe_open(str(path), framework="pt") as fh:
+            text = (fh.metadata() or {}).get(META_KEY)
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+        meta = json.loads(text) if text is not None else None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    try:
-        tensors = _st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8: 8 + header_len])
-        meta = json.loads(header.get("__metadata__", {}).get(META_KEY, "null"))
     except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise CheckpointError(
             f"{path} is not a readable safetensors file (truncated or corrupt: {str(exc).splitlines()[0][:120]})"
@@ -132,3 +104,54 @@ def load_module_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor]
                 f"{tuple(own[key].shape)} in the model - was it written with another config?"
             )
     module.load_state_dict(state)
+
+
+# --- a training run's state ---------------------------------------------------------------------
+
+_IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict`` that keeps this run's implementation and its parameters' layout.
+
+    The file's param groups would also bring back how the update was computed (``fused``,
+    ``foreach``): this run's choice is kept instead. Each state tensor takes its parameter's memory
+    layout: safetensors stores them contiguous, and PyTorch's fused Adam computes wrong updates when
+    a channels-last parameter meets a contiguous state tensor (it walks both as flat memory).
+    """
+    chosen = [{k: g[k] for k in _IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state_dict)
+    for group, keep in zip(optimizer.param_groups, chosen):
+        group.update(keep)
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def pack_training_state(modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                        extra: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Modules, optimizers and extra tensors as one flat ``{name: tensor}`` plus the JSON the
+    optimizers need besides tensors (their param groups and scalar state), by optimizer name."""
+    tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
+    meta: dict[str, Any] = {}
+    for prefix, optimizer in optimizers.items():
+        opt_tensors, meta[prefix] = flatten_optimizer(prefix, optimizer.state_dict())
+        tensors.update(opt_tensors)
+    tensors.update(extra)
+    return tensors, meta
+
+
+def unpack_training_state(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+                          modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                          names: Mapping[str, str] | None = None) -> None:
+    """Load what :func:`pack_training_state` wrote into ``modules`` and ``optimizers``; errors name ``path``."""
+    names = names or {}
+    for prefix, module in modules.items():
+        load_module_state(module, split_prefix(tensors, prefix), names.get(prefix, prefix), path)
+    try:
+        for prefix, optimizer in optimizers.items():
+            load_optimizer_state(optimizer, unflatten_optimizer(prefix, tensors, meta[prefix]))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: optimizer state does not fit this config ({exc})") from None

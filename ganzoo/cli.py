@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .version import __version__
 from .errors import GanzooError, TrainingDiverged, TrainingInterrupted
 
 EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -40,28 +40,34 @@ def _warn_failures() -> None:
 
 # --- list ---------------------------------------------------------------------------------------
 
+def _list_row(registry: Any, kind: str, name: str) -> dict[str, Any]:
+    from .options import option_defaults
+    from .recipes import load_recipe
+
+    spec = registry.get(kind, name)
+    info = registry.plugins.infos.get(spec.plugin)
+    row: dict[str, Any] = {
+        "name": name, "plugin": spec.plugin,
+        "package": info.distribution if info else None, "version": info.version if info else None,
+        "description": spec.description, "options": option_defaults(spec.options),
+    }
+    if spec.fixed:
+        row["fixed"] = dict(spec.fixed)
+    if kind == "dataset":
+        row.update(image_shape=list(spec.image_shape), num_classes=spec.num_classes, parametric=spec.parametric)
+    if kind == "model":  # what `ganzoo train NAME --dataset D [--recipe R]` starts from, beside the defaults
+        row["recipes"] = {f"{d}:{r}" if r != "default" else d: load_recipe(src)
+                          for d, named in sorted(spec.recipes.items()) for r, src in sorted(named.items())}
+    return row
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    from .config import describe_options
-    from .registry import get_registry
+    from .registry import SPEC_TYPES, get_registry
 
     registry = get_registry()
     pattern = args.pattern or "*"
-    rows: dict[str, list[dict[str, Any]]] = {"models": [], "losses": [], "datasets": []}
-    for kind, key in (("model", "models"), ("loss", "losses"), ("dataset", "datasets")):
-        for name in registry.names(kind, pattern):
-            spec = registry.get(kind, name)
-            info = registry.plugins.infos.get(spec.plugin)
-            row: dict[str, Any] = {
-                "name": name, "plugin": spec.plugin,
-                "package": info.distribution if info else None, "version": info.version if info else None,
-                "description": spec.description,
-            }
-            if kind == "dataset":
-                row["image_shape"] = list(spec.image_shape)
-                row["num_classes"] = spec.num_classes
-            else:
-                row["options"] = {k: (list(d) if isinstance(d, tuple) else d) for k, _, d, _ in describe_options(spec.options)}
-            rows[key].append(row)
+    rows = {spec.plural: [_list_row(registry, kind, name) for name in registry.names(kind, pattern)]
+            for kind, spec in SPEC_TYPES.items()}
     if args.json:
         print(json.dumps(rows, indent=2))
         _warn_failures()
@@ -72,19 +78,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     console = _console()
     if not any(rows.values()):
         console.print(f"nothing matches {pattern!r}; `ganzoo list` shows everything")
-    for key, title in (("models", "Models"), ("losses", "Losses"), ("datasets", "Datasets")):
+    for kind, spec in SPEC_TYPES.items():
+        key = spec.plural
         if not rows[key]:
             continue
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=key.capitalize(), title_justify="left", show_lines=False)
         table.add_column("name", style="cyan", no_wrap=True)
         table.add_column("plugin", overflow="fold")
-        table.add_column("shape" if key == "datasets" else "options", overflow="fold")
+        table.add_column("shape" if kind == "dataset" else "options", overflow="fold")
+        if kind == "model":
+            table.add_column("recipes", overflow="fold")
         table.add_column("description", overflow="fold")
         for row in rows[key]:
             plugin = row["plugin"] if not row["package"] or row["package"] == "ganzoo" else f"{row['plugin']} ({row['package']} {row['version']})"
-            extra = ("x".join(map(str, row["image_shape"])) if key == "datasets"
+            extra = ("x".join(map(str, row["image_shape"])) if kind == "dataset"
                      else ", ".join(row["options"]) or "-")
-            table.add_row(row["name"], plugin, extra, row["description"])
+            cells = [row["name"], plugin, extra]
+            if kind == "model":
+                cells.append(", ".join(row["recipes"]) or "-")
+            table.add_row(*cells, row["description"])
         console.print(table)
     _warn_failures()
     return 0
@@ -98,8 +110,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from .registry import get_registry
 
     registry = get_registry()
+    from .registry import KINDS
+
     registered: dict[str, list[str]] = {}
-    for kind in ("model", "loss", "dataset"):
+    for kind in KINDS:
         for name in registry.names(kind):
             registered.setdefault(registry.get(kind, name).plugin, []).append(f"{kind}:{name}")
     loaded = [
@@ -206,7 +220,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .checkpoint import atomic_write_bytes
+    from .atomic import atomic_write_bytes
     from .report import build_report
 
     page = build_report(args.runs)
@@ -263,145 +277,57 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
 # --- train --------------------------------------------------------------------------------------
 
-def _abspath(path: str | None) -> str | None:
-    # stored in the run's config, which must still work from another working directory
-    return str(Path(path).expanduser().resolve()) if path else None
+def _train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(dataset=args.dataset, recipe=args.recipe, config=args.config, data_dir=args.data_dir, loss=args.loss,
+                epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
+                device=args.device, eval_every=args.eval_every, overrides=args.set or (), resume=args.resume)
 
 
-def _build_config(args: argparse.Namespace) -> Any:
-    from .config import apply_override, find_recipe, load_toml, merge, parse_override, resolve_config
-
-    raw: dict[str, Any] = {}
-    source = None
-    if args.config:
-        raw = merge(raw, load_toml(args.config), str(args.config))
-        source = str(args.config)
-    model = args.model or raw.get("model", {}).get("name")
-    if model is None:
-        raise GanzooError("name a model (`ganzoo train dcgan`) or pass --config FILE; `ganzoo list` shows models")
-    dataset = args.dataset or raw.get("data", {}).get("name") or "fashion_mnist"
-    if not args.config:
-        from .registry import get_dataset_spec
-
-        get_dataset_spec(dataset)  # an unknown dataset is reported before looking for recipes
-        found = find_recipe(model, dataset)
-        if found:
-            raw, source = merge(raw, found[0], found[1]), found[1]
-    flags = {
-        ("model", "name"): args.model, ("data", "name"): args.dataset, ("data", "root"): _abspath(args.data_dir),
-        ("loss", "name"): args.loss, ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
-        ("train", "seed"): args.seed, ("train", "device"): args.device, ("train", "max_steps"): args.max_steps,
-        ("train", "eval_every"): args.eval_every,
-    }
-    for (section, key), value in flags.items():
-        if value is not None:
-            raw = merge(raw, {section: {key: value}}, f"--{key}")
-    for text in args.set or ():
-        key, value = parse_override(text)
-        apply_override(raw, key, value)
-    return resolve_config(raw), source
-
-
-def _resume_config(args: argparse.Namespace) -> Any:
-    from .checkpoint import load_checkpoint
-    from .config import apply_override, merge, parse_override, resolve_config
-    from .rundir import find_checkpoint
-
-    _, meta = load_checkpoint(find_checkpoint(args.resume))
-    raw = meta["config"]
-    if args.model and args.model != raw["model"]["name"]:
-        raise GanzooError(f"{args.resume} is a {raw['model']['name']} run; it cannot be resumed as {args.model}")
-    for flag in ("dataset", "loss", "batch_size", "seed", "config"):
-        if getattr(args, flag) is not None:
-            raise GanzooError(f"--{flag.replace('_', '-')} cannot change when resuming; start a new run instead")
-    flags = {("data", "root"): _abspath(args.data_dir), ("train", "epochs"): args.epochs,
-             ("train", "device"): args.device, ("train", "max_steps"): args.max_steps,
-             ("train", "eval_every"): args.eval_every}
-    for (section, key), value in flags.items():
-        if value is not None:
-            raw = merge(raw, {section: {key: value}}, f"--{key}")
-    for text in args.set or ():
-        key, value = parse_override(text)
-        if not key.startswith("train."):
-            raise GanzooError(f"--set {key} cannot change when resuming; only train.* settings can")
-        apply_override(raw, key, value)
-    return resolve_config(raw)
-
-
-def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``--nproc N``: re-run this command under torchrun with N processes on this machine."""
+def _launch(args: argparse.Namespace, argv: Sequence[str], nproc: int) -> int:
+    """Run this same command under torchrun with ``nproc`` processes on this machine."""
     import os
     import subprocess
+
+    from .api import train_config
+    from .registry import get_dataset_spec
+    from .rundir import default_run_dir
 
     rest = list(argv)
     i = rest.index("--nproc") if "--nproc" in rest else next(j for j, a in enumerate(rest) if a.startswith("--nproc="))
     del rest[i: i + (2 if rest[i] == "--nproc" else 1)]
     if not args.out and not args.resume:  # every rank must agree on the folder: fix it here
-        from .rundir import default_run_dir
-
-        config, _ = _build_config(args)
-        rest += ["--out", str(default_run_dir(config.model["name"], config.data.name))]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+        config, _ = train_config(args.model, **_train_kwargs(args))
+        short = get_dataset_spec(config.data.name).run_name(config.data.name)
+        rest += ["--out", str(default_run_dir(config.model.name, short))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "ganzoo", *rest]
     return subprocess.call(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get(
-        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))})
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))})
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    from .api import resolve_nproc, train, train_config
     from .distributed import from_env
-    from .rundir import RunDir, default_run_dir, prepare_new_run
 
-    info = from_env()
-    if args.resume:
-        config = _resume_config(args)
-        run, source = RunDir(Path(args.resume)), f"resumed from {args.resume}"
-    else:
-        config, source = _build_config(args)
-        out = Path(args.out) if args.out else default_run_dir(config.model["name"], config.data.name)
-        if info.is_main:
-            run = prepare_new_run(out, overwrite=args.overwrite)
-        else:
-            run = RunDir(out)
+    if args.print_config:
+        from .tomlfile import dump_toml
 
-    # torch is imported only now, after every cheap check has passed
-    from .distributed import setup, teardown
-    from .trainer import resolve_device
-
-    info = setup(resolve_device(config.train.device).type)
-    try:
-        return _train(args, config, run, source, info)
-    finally:
-        teardown(info)
-
-
-def _train(args: argparse.Namespace, config: Any, run: Any, source: str | None, info: Any) -> int:
-    from .checkpoint import atomic_write_bytes
-    from .config import dump_toml
-    from .distributed import barrier
-    from .progress import RichProgress
-    from .trainer import Trainer
-
-    barrier(info)  # rank 0 has created the run directory
-    console = _console() if info.is_main else _console(stderr=True, quiet=True)
-    progress = RichProgress()
-    trainer = Trainer(config, run, callbacks=[progress] if info.is_main else [], dist=info)
-    if args.resume:
-        trainer.restore(run.last_checkpoint)
-        if trainer.state.step >= trainer.total_steps:
-            console.print(f"{run.path} has already trained {trainer.state.epoch} epochs "
-                          f"({trainer.state.step} steps); raise --epochs to train further")
-            return 0
-    if info.is_main:
-        atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
-    if source:
-        console.print(f"config: {source}", style="dim")
-    try:
-        summary = trainer.fit()
-    finally:
-        progress.close()
+        config, sources = train_config(args.model, **_train_kwargs(args))
+        print("".join(f"# from {source}\n" for source in sources) + dump_toml(config.to_dict()), end="")
+        return 0
+    nproc = resolve_nproc(args.nproc, args.device or "auto")
+    if nproc > 1 and not from_env().enabled:
+        return _launch(args, argv, nproc)
+    main_rank = from_env().is_main
+    console = _console() if main_rank else _console(stderr=True, quiet=True)
+    run = train(args.model, out=args.out, overwrite=args.overwrite, progress=main_rank,
+                log=lambda text: console.print(text, style="dim"), **_train_kwargs(args))
+    if run.note:
+        return 0
+    s = run.summary
     console.print(
-        f"done: {summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.0f}s "
-        f"({summary['images_per_s']:,.0f} images/s). Samples in {run.samples}, checkpoint {run.last_checkpoint}.\n"
+        f"done: {s['epochs']} epochs, {s['steps']} steps in {s['train_seconds']:.0f}s "
+        f"({s['images_per_s']:,.0f} images/s). Samples in {run.rundir.samples}, checkpoint {run.rundir.last_checkpoint}.\n"
         f"next: ganzoo sample {run.path} --n 64 --out samples.png"
     )
     return 0
@@ -449,25 +375,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         # a checkpoint lives in RUN/checkpoints/; its samples go to RUN/samples/
         root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-        out = RunDir(root).samples / f"sample_seed{args.seed}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        chosen = f"_{args.class_}" if args.class_ is not None else ""
+        out = RunDir(root).samples / f"sample_seed{args.seed}{chosen}.png"
     # FILE.png: a grid; FILE.npy: uint8 [N, C, H, W]; FILE.gif: a latent walk; DIR/: one PNG per image
     to_folder = str(args.out or "").endswith(("/", "\\")) or out.is_dir()
     suffix = out.suffix.lower()
     if not to_folder and suffix not in (".png", ".npy", ".gif"):
         raise GanzooError(f"--out must be a .png (grid), .npy (uint8 array), .gif (latent interpolation) "
                           f"or a folder ending in '/', got {out.name!r}")
-    parent = out if to_folder else out.parent
-    if not (parent if not to_folder else out.parent).is_dir():
-        raise GanzooError(f"folder {(parent if not to_folder else out.parent)} does not exist")
+    if args.out and not out.parent.is_dir():
+        raise GanzooError(f"folder {out.parent} does not exist")
 
+    from .device import resolve_device
     from .images import save_grid, save_interpolation, save_npy, save_pngs
     from .sampling import generate, load_generator
-    from .trainer import resolve_device
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
     labels, nrow = _sample_labels(args, generator, meta)
     try:
+        out.parent.mkdir(exist_ok=True)  # RUN/samples/ of a run that has none yet
         if suffix == ".gif" and not to_folder:
             save_interpolation(generator, out, seed=args.seed, labels=labels)
             what = "a latent interpolation"
@@ -497,6 +423,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _nproc(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -554,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new_plugin)
 
     p = sub.add_parser("train", help="train a GAN and write a run directory",
-                       description="Train MODEL on a dataset. Settings come from the zoo recipe for "
-                                   "(MODEL, dataset), then --config, then flags, then --set.")
+                       description="Train MODEL on a dataset. Settings are layered, later ones winning: the "
+                                   "model's recipe for the dataset, then --config, then flags, then --set.")
     p.add_argument("model", nargs="?", help="registered model name (`ganzoo list`)")
     p.add_argument("--dataset", help="dataset name (default fashion_mnist)")
     p.add_argument("--data-dir", help="dataset root in torchvision's layout (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/datasets)")
@@ -563,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="images per step")
     p.add_argument("--max-steps", type=_positive_int, help="stop after this many steps in total")
     p.add_argument("--loss", help="loss name (default nonsaturating)")
-    p.add_argument("--config", help="TOML config file (replaces the zoo recipe)")
+    p.add_argument("--recipe", metavar="NAME", help="a named recipe of the model for the dataset, e.g. fast "
+                                                    "(`ganzoo list MODEL` shows them; default: the default recipe)")
+    p.add_argument("--config", help="TOML config file, layered over the recipe")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set g_optimizer.lr=1e-4 (repeatable)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -571,8 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
-    p.add_argument("--nproc", type=_positive_int, help="data-parallel processes on this machine (runs torchrun)")
+    p.add_argument("--nproc", type=_nproc, metavar="N|auto",
+                   help="data-parallel processes on this machine (runs torchrun); auto: one per GPU")
     p.add_argument("--eval-every", type=int, metavar="N", help="score FID/KID every N epochs, keep checkpoints/best")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (and where it came from) as TOML and exit")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a trained run",
@@ -599,8 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     err = _console(stderr=True)
     try:
-        if getattr(args, "nproc", None) and args.nproc > 1:
-            return _launch(args, sys.argv[1:] if argv is None else argv)
+        if args.func is cmd_train:
+            return cmd_train(args, sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except TrainingInterrupted as exc:
         err.print(f"[yellow]interrupted:[/] {escape(str(exc))}", markup=True)

@@ -1,40 +1,42 @@
-"""Run configuration: TOML recipes, typed ``--set key=value`` overrides, validation.
+"""Run configuration: where each setting comes from, and the one validated :class:`Config` it makes.
 
 A configuration has six sections. ``model``, ``loss``, ``g_optimizer`` and ``d_optimizer`` each name
-a registered component (``name = "dcgan"``) followed by that component's options, which are checked
-against the options dataclass it registered. ``data`` and ``train`` are fixed below.
+a registered component (``name = "dcgan"``) followed by that component's options; ``data`` names a
+dataset and holds ``root``, ``download``, ``limit`` and the dataset's own options; ``train`` is fixed
+below. Settings are layered, later layers winning (:func:`compose`)::
+
+    the model's recipe for the dataset -> --config FILE -> flags (--epochs, ...) -> --set KEY=VALUE
+
+and a resumed run starts from its checkpoint's config and may change only what cannot change the
+maths of the run so far (``train.*``, ``data.root``, ``data.download``). Changing a component's
+``name`` in any layer starts that component from its defaults; the layer's other keys for it apply.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import sys
-import types
-import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from .errors import ConfigError, UnknownNameError
+from .options import NoOptions, build_options, coerce, option, options_to_dict
+from .recipes import DEFAULT, find_recipe, recipe_names
+from .registry import get_dataset_spec, get_model_spec, get_registry
+from .tomlfile import dump_toml, load_toml, parse_literal
 
-COMPONENT_SECTIONS = ("model", "loss", "g_optimizer", "d_optimizer")
+__all__ = [
+    "Component", "Config", "DataSettings", "TrainSettings", "compose", "dump_toml", "load_toml", "merge",
+    "option", "parse_override", "resolve_config",
+]
 
-
-def option(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
-           min_exclusive: bool = False) -> Any:
-    """A dataclass field for a config option, with an optional range that is checked on load."""
-    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive}
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+SECTIONS = ("model", "loss", "data", "train", "g_optimizer", "d_optimizer")
+COMPONENT_KINDS = {"model": "model", "loss": "loss", "g_optimizer": "optimizer", "d_optimizer": "optimizer"}
+DEFAULT_NAMES = {"loss": "nonsaturating", "g_optimizer": "adam", "d_optimizer": "adam", "data": "fashion_mnist"}
+DATA_KEYS = ("name", "root", "download", "limit")
+RESUMABLE = {"data": ("root", "download"), "train": None}  # None: every key of the section
+NO_RECIPE = "none"  # --recipe none: start from the model's defaults
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,7 @@ class DataSettings:
     root: str | None = option(None, help="dataset root in torchvision's layout; default $GANZOO_DATA_DIR")
     download: bool = option(True, help="download missing files when possible")
     limit: int | None = option(None, min=1, help="use only the first N training images")
-    image_size: int | None = option(None, min=4, help="folder:PATH datasets: side of the square images (default 32)")
-    channels: Literal[1, 3] | None = option(None, help="folder:PATH datasets: 1 or 3 (default: 3 if any image has colour)")
+    options: Any = field(default_factory=NoOptions)  # the dataset's own options (the section's other keys)
 
 
 @dataclass(frozen=True)
@@ -56,243 +57,108 @@ class TrainSettings:
     max_steps: int | None = option(None, min=1, help="stop after this many steps in total")
     log_every: int = option(50, min=1, help="steps between metrics.jsonl lines")
     grid_size: int = option(64, min=1, max=1024, help="images in each fixed-noise sample grid")
+    early_grids: int = option(
+        6, min=0, help="extra grids in the first epoch, spaced doubling (steps 25, 50, 100, ...), so the "
+                       "first picture comes early; 0 = one grid per epoch only")
     keep_checkpoints: int = option(2, min=0, help="per-epoch checkpoints kept besides last.safetensors")
     device: Literal["auto", "cpu", "cuda", "mps"] = option("auto", help="auto picks cuda, then mps, then cpu")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", help="autocast precision; auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
     channels_last: Literal["auto"] | bool = option(
-        "auto", help="channels-last memory; auto: on for CPU and CUDA where the model supports it")
-    compile: bool = option(False, help="torch.compile G and D (measured slower on small CPUs)")
+        "auto", help="channels-last memory for models that declare it; auto: where it measured faster")
+    compile: bool = option(False, help="torch.compile G and D")
     fast_dropout: Literal["auto"] | bool = option(
-        "auto", help="ganzoo.layers.Dropout draws its masks 3.5-5x faster (same distribution); auto: on for CPU")
+        "auto", help="ganzoo.layers.Dropout draws its masks faster (same distribution); auto: on for CPU")
     reuse_memory: Literal["auto"] | bool = option(
         "auto", help="keep memory freed in a step for the next (glibc malloc, no page faults); auto: on for CPU")
     ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
-    aux_weight: float = option(1.0, min=0, help="weight of the class losses of an auxiliary-classifier D")
     eval_every: int = option(0, min=0, help="score FID/KID every N epochs and keep checkpoints/best (0 = off)")
     eval_n: int = option(2000, min=10, help="samples per score during training")
+
+
+@dataclass(frozen=True)
+class Component(Mapping[str, Any]):
+    """A registered component chosen by name, with its options instance (typed and checked).
+
+    It reads like the dict it is stored as: ``component["name"]``, ``component["lr"]``, ``dict(component)``.
+    """
+
+    name: str
+    options: Any = field(default_factory=NoOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **options_to_dict(self.options)}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 @dataclass(frozen=True)
 class Config:
     """A fully validated configuration; ``to_dict()`` is what the run directory stores."""
 
-    model: dict[str, Any]
-    loss: dict[str, Any]
+    model: Component
+    loss: Component
     data: DataSettings
     train: TrainSettings
-    g_optimizer: dict[str, Any]
-    d_optimizer: dict[str, Any]
+    g_optimizer: Component
+    d_optimizer: Component
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        data = {k: getattr(self.data, k) for k in DATA_KEYS if getattr(self.data, k) is not None}
         return {
-            "model": dict(self.model),
-            "loss": dict(self.loss),
-            "data": _drop_none(dataclasses.asdict(self.data)),
-            "train": _drop_none(dataclasses.asdict(self.train)),
-            "g_optimizer": dict(self.g_optimizer),
-            "d_optimizer": dict(self.d_optimizer),
+            "model": self.model.to_dict(),
+            "loss": self.loss.to_dict(),
+            "data": {**data, **options_to_dict(self.data.options)},
+            "train": options_to_dict(self.train),
+            "g_optimizer": self.g_optimizer.to_dict(),
+            "d_optimizer": self.d_optimizer.to_dict(),
         }
 
 
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-# --- typed values -------------------------------------------------------------------------------
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation) if a is not type(None))
-    if origin in (tuple, list):
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        return f"a list of {_type_name(args[0]) if args else 'values'}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation))
-    )
-
-
-def coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a type annotation, converting where it is lossless (int -> float)."""
-    def fail() -> ConfigError:
-        return ConfigError(f"config key {key!r} must be {_type_name(annotation)}, got {value!r}")
-
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if value is None or (type(None) in args and isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-            raise fail()
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, key)
-            except ConfigError:
-                continue
-        raise fail()
-    if origin is Literal:
-        if value in typing.get_args(annotation):
-            return value
-        raise fail()
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise fail()
-        args = typing.get_args(annotation)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"config key {key!r} must be a list of {len(args)} values, got {value!r}")
-            return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        items = [coerce(v, inner, f"{key}[{i}]") if inner is not Any else v for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if annotation is Any:
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise fail()
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise fail()
-    if annotation is float:
-        if isinstance(value, bool):
-            raise fail()
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise fail() from None
-        if isinstance(value, (int, float)):
-            if not math.isfinite(value):
-                raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
-            return float(value)
-        raise fail()
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    raise fail()
-
-
-def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    """Make an instance of options dataclass ``cls`` from ``values``.
-
-    ``where`` names the section for messages, e.g. ``"model"``. Unknown keys, wrong types and values
-    out of range raise :class:`ConfigError` naming the full key.
-    """
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise UnknownNameError(
-                f"config key in [{where}]", key, fields,
-                hint="Known keys: " + (", ".join(sorted(fields)) or "none") + ".",
-            )
-        full = f"{where}.{key}"
-        value = coerce(value, hints[key], full)
-        _check_range(value, fields[key].metadata, full)
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{where}]: {exc}") from None
-
-
-def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None:
-        if meta.get("min_exclusive") and value <= lo:
-            raise ConfigError(f"config key {key!r} must be greater than {lo}, got {value!r}")
-        if value < lo:
-            raise ConfigError(f"config key {key!r} must be at least {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"config key {key!r} must be at most {hi}, got {value!r}")
-
-
-def options_to_dict(options: Any) -> dict[str, Any]:
-    """A dataclass instance as TOML-friendly values (tuples become lists, None is left out)."""
-    out = {}
-    for f in dataclasses.fields(options):
-        value = getattr(options, f.name)
-        if value is None:
-            continue
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
-    """(key, type, default, help) for each field of an options dataclass, for docs and `ganzoo list`."""
-    hints = typing.get_type_hints(cls)
-    rows = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        rows.append((f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
-    return rows
-
-
-# --- files and overrides ------------------------------------------------------------------------
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        detail = str(exc)
-        if "end of document" in detail:  # tomllib gives no line for this one
-            detail += f" (line {max(1, len(text.splitlines()))}: is a bracket or quote left open?)"
-        raise ConfigError(f"{path}: invalid TOML: {detail}") from None
-    return data
-
+# --- layering --------------------------------------------------------------------------------------
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"g_optimizer.lr=1e-4"`` -> ``("g_optimizer.lr", 0.0001)``.
-
-    The value is read as a TOML literal (numbers, true/false, [lists], "strings"); anything that is
-    not a TOML literal is taken as a plain string. Nothing is ever evaluated.
-    """
+    """``"g_optimizer.lr=1e-4"`` -> ``("g_optimizer.lr", 0.0001)``; the value is a TOML literal or a string."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=5), got {text!r}")
-    raw = raw.strip()
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+    return key, parse_literal(raw)
 
 
-def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+def split_key(key: str) -> tuple[str, str]:
+    """``"train.epochs"`` -> ``("train", "epochs")``, refusing anything that is not SECTION.KEY."""
     section, dot, name = key.partition(".")
     if not dot or not name or "." in name:
-        raise ConfigError(
-            f"--set key {key!r} must be SECTION.KEY, with SECTION one of: " + ", ".join(SECTIONS)
-        )
+        raise ConfigError(f"config key {key!r} must be SECTION.KEY, with SECTION one of: " + ", ".join(SECTIONS))
     if section not in SECTIONS:
         raise UnknownNameError("config section", section, SECTIONS)
-    data.setdefault(section, {})[name] = value
+    return section, name
 
 
-SECTIONS = ("model", "loss", "data", "train", "g_optimizer", "d_optimizer")
+def nest(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"train.epochs": 5}`` -> ``{"train": {"epochs": 5}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, name = split_key(key)
+        out.setdefault(section, {})[name] = value
+    return out
 
 
-def merge(base: dict[str, Any], update: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Section-wise merge of two config dicts; a component's options reset when its name changes."""
+def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Section-wise merge of two config dicts, ``update`` winning.
+
+    When ``update`` changes a component's ``name``, the component starts again from its defaults
+    (the old component's options would not fit the new one); ``update``'s other keys for it apply.
+    Renaming the dataset keeps ``root``, ``download`` and ``limit`` and drops the old dataset's options.
+    """
     out = {k: dict(v) for k, v in base.items()}
     for section, values in update.items():
         if section not in SECTIONS:
@@ -300,83 +166,145 @@ def merge(base: dict[str, Any], update: Mapping[str, Any], source: str) -> dict[
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table of keys, got {values!r}")
         current = out.setdefault(section, {})
-        if section in COMPONENT_SECTIONS and "name" in values and values["name"] != current.get("name"):
-            current.clear()
+        if "name" in values and values["name"] != current.get("name"):
+            if section in COMPONENT_KINDS:
+                current.clear()
+            elif section == "data":
+                for key in [k for k in current if k not in DATA_KEYS]:
+                    del current[key]
         current.update(values)
     return out
 
 
-def dump_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
-    """Write our two-level config dicts as TOML (the standard library only reads TOML)."""
-    lines: list[str] = []
-    for section, values in data.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if value is None:
-                continue
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Flag:
+    """One setting given by a flag: ``Flag("--epochs", "train.epochs", 5)``; None means not given."""
+
+    label: str
+    key: str
+    value: Any
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {value!r} to TOML")
+def compose(model: str | None = None, *, dataset: str | None = None, recipe: str | None = None,
+            config_file: str | Path | None = None, flags: Sequence[Flag] = (),
+            overrides: Sequence[str] | Mapping[str, Any] = (),
+            resume: Mapping[str, Any] | None = None) -> tuple[Config, list[str]]:
+    """The config ``ganzoo train`` would use, and the sources it was layered from (for the log).
+
+    ``overrides`` are the ``--set`` layer: ``["train.epochs=5"]`` or ``{"train.epochs": 5}``.
+    ``resume`` is the config of the run being resumed (from its checkpoint).
+    """
+    flag_layers = [(f.label, nest({f.key: f.value})) for f in flags if f.value is not None]
+    pairs = [parse_override(o) for o in overrides] if not isinstance(overrides, Mapping) else list(overrides.items())
+    set_layer = ("--set", nest(dict(pairs)))
+    if resume is not None:
+        return _compose_resumed(resume, model, dataset, recipe, config_file, [*flag_layers, set_layer])
+
+    file_layer = (str(config_file), load_toml(config_file)) if config_file else None
+    named = [(f"`ganzoo train {model}`", {"model": {"name": model}})] if model else []
+    if dataset:
+        named.append(("--dataset", {"data": {"name": dataset}}))
+    layers = [*([file_layer] if file_layer else []), *named, *flag_layers, set_layer]
+    top = _merge_all(layers)
+    model_name = top.get("model", {}).get("name")
+    if model_name is None:
+        raise ConfigError("name a model (`ganzoo train dcgan`) or pass --config FILE; `ganzoo list` shows models")
+    dataset_name = top.get("data", {}).get("name", DEFAULT_NAMES["data"])
+    spec = get_model_spec(coerce(model_name, str, "model.name"))
+    get_dataset_spec(coerce(dataset_name, str, "data.name"))  # an unknown dataset is named before recipes
+    found = None if recipe == NO_RECIPE else find_recipe(spec, dataset_name, recipe or DEFAULT)
+    if found is None and recipe not in (None, NO_RECIPE):
+        raise UnknownNameError(f"recipe for {model_name} on {dataset_name}", recipe,
+                               [NO_RECIPE, *(r.partition(":")[2] or DEFAULT for r in recipe_names(spec, dataset_name))])
+    sources = [found[1]] if found else []
+    if file_layer:
+        sources.append(file_layer[0])
+    if found:
+        layers.insert(0, (found[1], found[0]))
+    return resolve_config(_merge_all(layers)), sources
 
 
-# --- resolution against the registry -------------------------------------------------------------
+def _merge_all(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for source, layer in layers:
+        raw = merge(raw, layer, source)
+    return raw
 
-def _component(raw: Mapping[str, Any], section: str, default_name: str | None, options_for: Any) -> dict[str, Any]:
+
+def _compose_resumed(base: Mapping[str, Any], model: str | None, dataset: str | None, recipe: str | None,
+                     config_file: Any, layers: list[tuple[str, dict[str, Any]]]) -> tuple[Config, list[str]]:
+    base = {k: dict(v) for k, v in base.items()}
+    if model and model != base.get("model", {}).get("name"):
+        raise ConfigError(f"this is a {base.get('model', {}).get('name')} run; it cannot be resumed as {model}")
+    for label, given in (("--dataset", dataset), ("--recipe", recipe), ("--config", config_file)):
+        if given is not None:
+            raise ConfigError(f"{label} cannot change when resuming; start a new run instead")
+    for label, layer in layers:
+        for section, values in layer.items():
+            allowed = RESUMABLE.get(section, ())
+            for key in values:
+                if allowed is not None and key not in allowed:
+                    where = label if label != "--set" else f"--set {section}.{key}"
+                    raise ConfigError(f"{where} cannot change when resuming; only train.*, data.root and "
+                                      "data.download can. Start a new run instead")
+    return resolve_config(_merge_all([("checkpoint", base), *layers])), []
+
+
+# --- resolution against the registry -----------------------------------------------------------------
+
+def _component(raw: Mapping[str, Any], section: str) -> Component:
     values = dict(raw.get(section, {}))
-    name = values.pop("name", default_name)
+    name = values.pop("name", DEFAULT_NAMES.get(section))
     if name is None:
         raise ConfigError(f"no [{section}] name given: name a {section} (e.g. `ganzoo train dcgan`)")
-    name = coerce(name, str, f"{section}.name")
-    options = build_options(options_for(name), values, section)
-    return {"name": name, **options_to_dict(options)}
+    spec = get_registry().get(COMPONENT_KINDS[section], coerce(name, str, f"{section}.name"))
+    return Component(name, spec.make_options(values, section))
+
+
+def resolve_data(section: Mapping[str, Any]) -> DataSettings:
+    """The ``[data]`` section alone, validated against its dataset's options."""
+    values = dict(section)
+    values.setdefault("name", DEFAULT_NAMES["data"])
+    core = build_options(DataSettings, {k: values.pop(k) for k in DATA_KEYS if k in values}, "data")
+    spec = get_dataset_spec(core.name)
+    return dataclasses.replace(core, options=spec.make_options(values, "data"))
+
+
+def _migrate(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Configs written by ganzoo 0.1 (run directories, checkpoints) in today's layout.
+
+    ``train.aux_weight`` was a core setting; it is now the option of the models that have a class
+    head (acgan), so it moves to ``[model]`` where the model takes it and is dropped elsewhere,
+    where it never had an effect.
+    """
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    train = out.get("train")
+    if isinstance(train, dict) and "aux_weight" in train:
+        weight = train.pop("aux_weight")
+        model = out.get("model")
+        if isinstance(model, dict) and "name" in model:
+            try:
+                takes = "aux_weight" in {f.name for f in dataclasses.fields(get_model_spec(model["name"]).options)}
+            except UnknownNameError:
+                takes = False
+            if takes:
+                model.setdefault("aux_weight", weight)
+    return out
 
 
 def resolve_config(raw: Mapping[str, Any]) -> Config:
     """Validate a merged config dict against the registry and fill in every default."""
-    from .optim import get_optimizer
-    from .registry import get_dataset_spec, get_loss_spec, get_model_spec
-
     for section in raw:
         if section not in SECTIONS:
             raise UnknownNameError("config section", section, SECTIONS)
-    data = build_options(DataSettings, raw.get("data", {}), "data")
-    get_dataset_spec(data.name)
+        if not isinstance(raw[section], Mapping):
+            raise ConfigError(f"[{section}] must be a table of keys, got {raw[section]!r}")
+    raw = _migrate(raw)
     return Config(
-        model=_component(raw, "model", None, lambda n: get_model_spec(n).options),
-        loss=_component(raw, "loss", "nonsaturating", lambda n: get_loss_spec(n).options),
-        data=data,
+        model=_component(raw, "model"),
+        loss=_component(raw, "loss"),
+        data=resolve_data(raw.get("data", {})),
         train=build_options(TrainSettings, raw.get("train", {}), "train"),
-        g_optimizer=_component(raw, "g_optimizer", "adam", lambda n: get_optimizer(n)[0]),
-        d_optimizer=_component(raw, "d_optimizer", "adam", lambda n: get_optimizer(n)[0]),
+        g_optimizer=_component(raw, "g_optimizer"),
+        d_optimizer=_component(raw, "d_optimizer"),
     )
-
-
-def find_recipe(model: str, dataset: str) -> tuple[dict[str, Any], str] | None:
-    """The tuned recipe for (model, dataset): one the model's plugin registered, else
-    ``zoo_configs/<model>-<dataset>.toml``. Returns ``(config dict, where it came from)``."""
-    from importlib import resources
-
-    from .registry import get_model_spec
-
-    recipe = get_model_spec(model).recipes.get(dataset)
-    if recipe is not None:
-        return {k: dict(v) for k, v in recipe.items()}, f"plugin recipe {model}/{dataset}"
-    resource = resources.files("ganzoo.zoo_configs").joinpath(f"{model}-{dataset}.toml")
-    if resource.is_file():
-        with resources.as_file(resource) as path:
-            return load_toml(path), f"zoo_configs/{model}-{dataset}.toml"
-    return None

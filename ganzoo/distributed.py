@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
+
 from .errors import ConfigError
 
 
@@ -73,3 +75,19 @@ def teardown(info: DistInfo) -> None:
             except Exception:  # a rank that failed already; tear down anyway
                 pass
             dist.destroy_process_group()
+
+
+def average_over_ranks(out: dict[str, Any], stop_signal: int | None, device: Any) -> tuple[dict[str, Any], int | None]:
+    """A step's metrics averaged over ranks, and a stop signal any rank received (one small all-reduce each)."""
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    keys = sorted(out)
+    values = torch.stack([out[k].float().to(device) for k in keys]) / world
+    dist.all_reduce(values)
+    stop = torch.tensor([float(stop_signal or 0)], device=device)
+    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+    if stop.item() and stop_signal is None:
+        stop_signal = int(stop.item())
+    return {k: values[i].cpu() for i, k in enumerate(keys)}, stop_signal

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -22,21 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from .data import load_images, to_unit_range
+from .atomic import atomic_write_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DataSettings, resolve_data
+from .data import DatasetSplit, load_images, to_unit_range
 from .errors import CheckpointError, GanzooError
+from .paths import cache_dir
 
 FEATURE_NET_VERSION = 1
-CACHE_ENV = "GANZOO_CACHE_DIR"
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS}"
-
-
-def cache_dir() -> Path:
-    """``$GANZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/ganzoo`` (``~/.cache/ganzoo``)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganzoo"
 
 
 class FeatureNet(nn.Module):
@@ -89,13 +83,13 @@ def _accuracy(net: FeatureNet, images: torch.Tensor, labels: torch.Tensor) -> fl
     return correct / len(images)
 
 
-def feature_net(dataset: str, root: str | None, *, download: bool = True, image_size: int | None = None,
-                channels: int | None = None, epochs: int = 3, seed: int = 0, log: Any = None) -> tuple[FeatureNet, dict]:
+def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs: int = 3, seed: int = 0,
+                log: Any = None) -> tuple[FeatureNet, dict]:
     """The cached feature network for ``dataset``, trained on its training split when not cached."""
-    train_x, train_y = load_images(dataset, root, train=True, download=download, image_size=image_size, channels=channels)
+    train_x, train_y = train.images, train.labels
     if train_y is None:
         raise GanzooError(f"dataset {dataset!r} has no class labels; the feature network for eval needs them")
-    num_classes = int(train_y.max()) + 1
+    num_classes = train.num_classes
     key = f"{dataset.split(':')[0]}-v{FEATURE_NET_VERSION}-s{seed}-e{epochs}-{_fingerprint(train_x, train_y)}"
     path = cache_dir() / "features" / f"{key}.safetensors"
     net = FeatureNet(*train_x.shape[1:], num_classes)
@@ -106,7 +100,6 @@ def feature_net(dataset: str, root: str | None, *, download: bool = True, image_
             return net.eval(), meta["feature_net"]
         except (CheckpointError, RuntimeError, KeyError):
             pass  # a damaged cache entry: train again and replace it
-    test_x, test_y = load_images(dataset, root, train=False, download=download, image_size=image_size, channels=channels)
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
@@ -126,12 +119,27 @@ def feature_net(dataset: str, root: str | None, *, download: bool = True, image_
                 log(f"feature network for {dataset}: epoch {epoch + 1}/{epochs} done")
     info = {
         "dataset": dataset, "key": key, "epochs": epochs, "seed": seed,
-        "test_accuracy": round(_accuracy(net, test_x, test_y), 4),
+        "test_accuracy": round(_accuracy(net, test.images, test.labels), 4),
         "train_seconds": round(time.perf_counter() - start, 1), "num_features": FeatureNet.num_features,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, net.state_dict(), {"feature_net": info})
     return net.eval(), info
+
+
+def _data_of(meta: dict[str, Any], run: str | Path) -> DataSettings:
+    try:
+        return resolve_data(meta["config"]["data"])
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{run}: its metadata names no dataset to score against") from None
+    except GanzooError as exc:
+        raise CheckpointError(f"{run}: its dataset settings do not resolve here ({exc})") from None
+
+
+def _splits(d: DataSettings) -> tuple[DatasetSplit, DatasetSplit]:
+    """The training and test split of a run's dataset, each loaded once."""
+    return tuple(load_images(d.name, d.root, train=train, download=d.download, options=d.options)  # type: ignore[return-value]
+                 for train in (True, False))
 
 
 def _scores(net: FeatureNet, a: torch.Tensor, b: torch.Tensor, seed: int) -> dict[str, float]:
@@ -183,19 +191,16 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     if generator is None:
         generator, meta = load_generator(run)
     assert meta is not None
-    data = meta["config"]["data"]
-    dataset, root = data["name"], data.get("root")
-    opts = {"download": data.get("download", True), "image_size": data.get("image_size"), "channels": data.get("channels")}
-    net, info = feature_net(dataset, root, log=log, **opts)
-    test_x, test_y = load_images(dataset, root, train=False, **opts)
-    train_x, _ = load_images(dataset, root, train=True, **opts)
-    n = min(n, len(test_x), len(train_x))
-    num_classes = int(test_y.max()) + 1 if test_y is not None else None
+    data = _data_of(meta, run)
+    dataset = data.name
+    train, test = _splits(data)
+    net, info = feature_net(dataset, train, test, log=log)
+    n = min(n, len(test.images), len(train.images))
     labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
     fake = generate(generator, n, seed=seed, labels=labels)
-    real = to_unit_range(test_x[:n])
-    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n]
-    floor = _scores(net, to_unit_range(train_x[pick]), real, seed)
+    real = to_unit_range(test.images[:n])
+    pick = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(seed))[:n]
+    floor = _scores(net, to_unit_range(train.images[pick]), real, seed)
     scores = _scores(net, real, fake, seed)
     result: dict[str, Any] = {
         "model": meta["model"], "dataset": dataset, "n": n, "seed": seed,
@@ -205,6 +210,7 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
         "floor": floor,
         "feature_net": info,
     }
+    num_classes = test.num_classes
     if num_classes:
         predicted = predict_classes(net, fake)
         shares = class_shares(predicted, num_classes)
@@ -233,8 +239,8 @@ def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
     from .sampling import generate, load_generator
 
     generator, meta = load_generator(run)
-    data = meta["config"]["data"]
-    test_x, _ = load_images(data["name"], data.get("root"), train=False, download=data.get("download", True))
+    d = _data_of(meta, run)
+    test_x = load_images(d.name, d.root, train=False, download=d.download, options=d.options).images
     n = min(n, len(test_x))
     labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
     fake = generate(generator, n, seed=seed, labels=labels)

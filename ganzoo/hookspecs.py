@@ -1,81 +1,116 @@
 """The plugin contract: the hooks a ganzoo plugin may implement.
 
-Every hook receives a ``register`` callback instead of returning a list, so the registry can attach
-the plugin's name to what it registers and reject a duplicate name, naming both plugins.
+Registration hooks receive a ``register`` callback instead of returning a list, so the registry can
+attach the plugin's name to what it registers and reject a duplicate name, naming both plugins.
+Every kind of pluggable thing (models, losses, datasets, optimizers) is registered the same way:
+``register(name, build, *, options=OptionsDataclass, description="", ...)``, where ``options`` is a
+frozen dataclass made with :func:`ganzoo.option` whose fields are the component's config keys.
 Hooks are only ever given new optional arguments, never renamed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 hookspec = pluggy.HookspecMarker("ganzoo")
 hookimpl = pluggy.HookimplMarker("ganzoo")
 
 
+class Register(Protocol):
+    """The ``register`` callback a registration hook receives."""
+
+    def __call__(self, name: str, build: Any, /, **kwargs: Any) -> None: ...
+
+
 @hookspec
-def register_models(register: Any) -> None:
+def register_models(register: Register) -> None:
     """Register GAN variants (a generator and discriminator pair).
 
-    Call ``register(name, build, *, options=OptionsDataclass, description="", recipes=None)``.
-    ``build(options, *, image_shape, num_classes)`` is called with an instance of ``options`` (a
-    dataclass whose fields are the model's config keys) and must return a
-    :class:`ganzoo.interfaces.GAN`. Import torch inside ``build``, not at module level, so that
+    Call ``register(name, build, *, options=OptionsDataclass, description="", recipes=None,
+    fixed=None)``. ``build(options, *, image_shape, num_classes)`` receives an instance of
+    ``options`` and returns a :class:`ganzoo.interfaces.GAN`. ``recipes`` maps a dataset name to a
+    tuned config (a dict or a TOML file), or to ``{recipe_name: config}``. ``fixed`` names the
+    switches that make the variant what it is (``{"conditional": True}``): a config may repeat
+    them but not change them. Import torch inside ``build``, not at module level, so that
     ``ganzoo list`` stays fast.
     """
 
 
 @hookspec
-def register_losses(register: Any) -> None:
+def register_losses(register: Register) -> None:
     """Register adversarial objectives.
 
     Call ``register(name, build, *, options=OptionsDataclass, description="")``. ``build(options)``
-    must return a :class:`ganzoo.interfaces.Loss`.
+    returns a :class:`ganzoo.interfaces.Loss`.
     """
 
 
 @hookspec
-def register_datasets(register: Any) -> None:
+def register_datasets(register: Register) -> None:
     """Register training datasets.
 
-    Call ``register(name, load, *, image_shape=(C, H, W), num_classes=None, description="")``.
-    ``load(root, *, train, download)`` returns ``(images, labels)``: a uint8 tensor of shape
-    ``[N, C, H, W]`` and an int64 tensor of shape ``[N]`` (or ``None``). It raises
-    :class:`ganzoo.errors.DatasetError` with the folder and files expected when data is missing.
+    Call ``register(name, load, *, image_shape=(C, H, W), num_classes=None, class_names=(),
+    options=OptionsDataclass, parametric=False, description="")``. ``load(root, *, train, download)``
+    (plus ``options=`` when the dataset registered options, and ``argument=`` for a parametric
+    dataset written ``NAME:ARGUMENT``) returns ``(images, labels)`` or ``(images, labels,
+    class_names)``: a uint8 tensor ``[N, C, H, W]``, an int64 tensor ``[N]`` or ``None``, and a
+    tuple of names. It raises :class:`ganzoo.errors.DatasetError` naming the folder and the files
+    expected when data is missing.
+    """
+
+
+@hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimizers that ``g_optimizer.name`` / ``d_optimizer.name`` can select.
+
+    Call ``register(name, build, *, options=OptionsDataclass, description="")``.
+    ``build(options, *, params)`` returns a ``torch.optim.Optimizer`` over ``params``.
     """
 
 
 # --- trainer events: a plugin adds a logger or callback without touching the trainer -------------
 # Every event hook is optional and receives the trainer (``trainer.config``, ``trainer.run.path``,
-# ``trainer.state``, ``trainer.gan``). An exception in one is reported once and that plugin's
-# event hooks are skipped for the rest of the run; training goes on.
+# ``trainer.state``, ``trainer.gan``, ``trainer.device``). An exception in one is reported once and
+# that plugin's event hooks are skipped for the rest of the run; training goes on. Under
+# ``--nproc N`` events fire in the process of rank 0 only.
 
 
 @hookspec
-def on_train_start(trainer: Any) -> None:
+def on_train_start(trainer: Trainer) -> None:
     """Called once before the first step (also when a run is resumed)."""
 
 
 @hookspec
-def on_log(trainer: Any, metrics: dict[str, Any]) -> None:
-    """Called every ``train.log_every`` steps with the line just appended to ``metrics.jsonl``.
+def on_step_end(trainer: Trainer) -> None:
+    """Called after every training step; ``trainer.state.step`` counts them. Keep it cheap."""
 
-    ``metrics`` holds ``step``, ``epoch`` (fractional), ``d_loss``, ``g_loss``, ``d_real``,
-    ``d_fake`` (D's mean probability on real and fake images), ``images_per_s`` and ``time``.
+
+@hookspec
+def on_log(trainer: Trainer, metrics: dict[str, Any]) -> None:
+    """Called with each line appended to ``metrics.jsonl`` for training steps.
+
+    That is every ``train.log_every`` steps and once more at the last step of the run, whatever
+    its count. ``metrics`` holds ``step``, ``epoch`` (fractional), ``d_loss``, ``g_loss``,
+    ``d_real``, ``d_fake`` (D's mean probability on real and fake images), any extra loss terms the
+    model adds (``d_class``, ...), ``images_per_s`` and ``time``.
     """
 
 
 @hookspec
-def on_epoch_end(trainer: Any, epoch: int, metrics: dict[str, Any]) -> None:
+def on_epoch_end(trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
     """Called after each epoch, once its sample grid and checkpoint are written.
 
     ``metrics`` holds ``epoch``, ``step``, ``epoch_seconds`` and ``grid`` (the grid's path relative
-    to the run directory), and the scores (``fid``, ``kid``, ...) in epochs ``train.eval_every`` scores.
+    to the run directory), and the scores (``fid``, ``kid``, ...) in epochs ``train.eval_every``
+    scores. Losses are in the ``on_log`` records.
     """
 
 
 @hookspec
-def on_train_end(trainer: Any, summary: dict[str, Any]) -> None:
+def on_train_end(trainer: Trainer, summary: dict[str, Any]) -> None:
     """Called once after the last step with the dictionary written to ``summary.json``."""

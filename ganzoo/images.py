@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .data import to_uint8
+from .interfaces import Generator
 
 
 def make_grid(images: torch.Tensor, *, nrow: int | None = None, padding: int = 2, pad_value: int = 0) -> torch.Tensor:
@@ -39,10 +40,15 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 1) -> Path:
-    """Save float images in [-1, 1] (or uint8) ``[N, C, H, W]`` as one PNG grid, atomically."""
+def save_grid(images: torch.Tensor, path: str | Path, *, nrow: int | None = None, scale: int | None = None) -> Path:
+    """Save float images in [-1, 1] (or uint8) ``[N, C, H, W]`` as one PNG grid, atomically.
+
+    ``scale`` repeats every pixel; by default small images (32 px or less) are doubled for viewing.
+    """
     if images.dtype != torch.uint8:
         images = to_uint8(images)
+    if scale is None:
+        scale = 2 if images.shape[-1] <= 32 else 1
     grid = make_grid(images.cpu(), nrow=nrow)
     if scale > 1:
         grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
@@ -84,7 +90,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def save_interpolation(generator: torch.nn.Module, path: str | Path, *, seed: int = 0, pairs: int = 16,
+def save_interpolation(generator: Generator, path: str | Path, *, seed: int = 0, pairs: int = 16,
                        frames: int = 24, labels: torch.Tensor | None = None, ms_per_frame: int = 80) -> Path:
     """An animated GIF: a 4x4 grid, each cell walking from one noise vector to another and back."""
     from PIL import Image
@@ -93,21 +99,13 @@ def save_interpolation(generator: torch.nn.Module, path: str | Path, *, seed: in
     start = torch.randn(pairs, generator.latent_dim, generator=rng)
     end = torch.randn(pairs, generator.latent_dim, generator=rng)
     y = labels[:pairs] if labels is not None else None
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
     steps = [i / (frames - 1) for i in range(frames)]
     pictures = []
-    try:
-        with torch.no_grad():
-            for t in steps + steps[-2:0:-1]:
-                z = slerp(start, end, t).to(device)
-                grid = make_grid(to_uint8(generator(z, y.to(device) if y is not None else None)), nrow=4)
-                grid = grid.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-                array = grid.permute(1, 2, 0).numpy()
-                pictures.append(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array))
-    finally:
-        generator.train(was_training)
+    for t in steps + steps[-2:0:-1]:
+        grid = make_grid(to_uint8(generator.sample(z=slerp(start, end, t), y=y)), nrow=4)
+        grid = grid.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+        array = grid.permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array))
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
     path = Path(path)

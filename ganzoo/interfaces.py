@@ -1,13 +1,36 @@
 """The contracts every variant implements: Generator, Discriminator, Loss, and the GAN pair.
 
 Images are float tensors of shape ``[N, C, H, W]`` scaled to [-1, 1]. A discriminator returns one
-logit per image (shape ``[N]``); ``torch.sigmoid`` of it is the probability the image is real.
+logit per image (shape ``[N]``); ``torch.sigmoid`` of it is the probability the image is real. A
+discriminator with more heads (a class head, InfoGAN's Q head) returns a
+:class:`DiscriminatorOutput` holding the logits and its extra outputs, and its :class:`GAN` turns
+those into extra loss terms; the trainer adds the terms without knowing what they mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+
+__all__ = ["GAN", "Batch", "Discriminator", "DiscriminatorOutput", "Generator", "Loss", "evaluating", "logits_of",
+           "sample_images"]
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (BatchNorm uses its running statistics, dropout is off) and no gradients, for the
+    block; the module's previous mode comes back afterwards, also on an exception."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
 
 
 class Generator(nn.Module):
@@ -24,30 +47,85 @@ class Generator(nn.Module):
 
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None) -> torch.Tensor:
-        """Standard normal noise for ``n`` images (drawn on the CPU so a seed gives the same noise anywhere)."""
+        """Noise for ``n`` images, drawn on the CPU so that a seed gives the same noise on any device.
+
+        Standard normal by default; a generator whose latent holds other parts (InfoGAN's codes)
+        overrides this.
+        """
         z = torch.randn(n, self.latent_dim, generator=generator)
         return z.to(device if device is not None else self._device())
 
-    @torch.no_grad()
-    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images in [-1, 1], in eval mode, without gradients."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self(self.sample_latent(n, generator=generator), y)
-        finally:
-            self.train(was_training)
+    def sample(self, n: int | None = None, *, z: torch.Tensor | None = None, y: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, batch_size: int | None = None,
+               device: torch.device | str | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from ``n`` fresh noise vectors (or the given ``z``), in eval mode, without
+        gradients. ``batch_size`` bounds the memory used at once; the result is on ``device``
+        (default: where the generator is)."""
+        return sample_images(self, n, z=z, y=y, generator=generator, batch_size=batch_size, device=device)
 
     def _device(self) -> torch.device:
         param = next(self.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
 
-class Discriminator(nn.Module):
-    """Maps images ``[N, C, H, W]`` (and optional labels ``y``) to one real/fake logit each, shape ``[N]``.
+def sample_images(module: nn.Module, n: int | None = None, *, z: torch.Tensor | None = None,
+                  y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                  batch_size: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """:meth:`Generator.sample` for any module with ``sample_latent(n, generator=, device=)`` and
+    ``forward(z, y)``: the one path by which ganzoo draws images from a generator."""
+    if (n is None) == (z is None):
+        raise ValueError("give either n or z")
+    if z is None:  # all the noise first, so the batch size cannot change which images come out
+        z = module.sample_latent(int(n), generator=generator, device="cpu")  # type: ignore[arg-type]
+    total, step = len(z), batch_size or max(len(z), 1)
+    here = next((p.device for p in module.parameters()), torch.device("cpu"))
+    out = []
+    with evaluating(module):
+        for start in range(0, total, step):
+            labels = y[start:start + step].to(here) if y is not None else None
+            images = module(z[start:start + step].to(here), labels)
+            out.append(images.to(device) if device is not None else images)
+    if not out:
+        raise ValueError("nothing to sample: n is 0")
+    return torch.cat(out)
 
-    A discriminator with an auxiliary classifier (ACGAN) returns ``(logits [N], class_logits [N, K])``.
-    """
+
+@dataclass
+class DiscriminatorOutput:
+    """What a discriminator with extra heads returns: the real/fake ``logits`` ``[N]`` and its other
+    outputs by name (``{"classes": [N, K]}``), which only its own :class:`GAN` interprets."""
+
+    logits: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def float(self) -> DiscriminatorOutput:
+        """fp32 copies, as losses are computed in fp32 under autocast."""
+        return DiscriminatorOutput(self.logits.float(), {k: v.float() for k, v in self.extras.items()})
+
+
+def as_output(output: torch.Tensor | DiscriminatorOutput) -> DiscriminatorOutput:
+    """A discriminator's return value as a :class:`DiscriminatorOutput`."""
+    if isinstance(output, DiscriminatorOutput):
+        return output
+    if isinstance(output, torch.Tensor):
+        return DiscriminatorOutput(output)
+    if isinstance(output, tuple):
+        raise TypeError(
+            "a discriminator returned a tuple; since ganzoo 0.2 extra heads are returned as "
+            "ganzoo.interfaces.DiscriminatorOutput(logits, {'classes': ...}) and turned into losses by "
+            "GAN.discriminator_terms / GAN.generator_terms (see CHANGELOG.md)"
+        )
+    raise TypeError(f"a discriminator must return a tensor of logits, got {type(output).__name__}")
+
+
+def logits_of(output: torch.Tensor | DiscriminatorOutput) -> torch.Tensor:
+    """The real/fake logits of a discriminator's output, whichever form it takes."""
+    return as_output(output).logits
+
+
+class Discriminator(nn.Module):
+    """Maps images ``[N, C, H, W]`` (and optional labels ``y``) to one real/fake logit each, shape ``[N]``,
+    or to a :class:`DiscriminatorOutput` when it has more heads."""
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
         super().__init__()
@@ -58,6 +136,16 @@ class Discriminator(nn.Module):
         raise NotImplementedError
 
 
+@dataclass
+class Batch:
+    """One training step's tensors: real images, the fakes made from ``z``, and the labels (or None)."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    z: torch.Tensor
+    y: torch.Tensor | None
+
+
 class GAN(nn.Module):
     """A generator and a discriminator built together by a model plugin.
 
@@ -65,6 +153,9 @@ class GAN(nn.Module):
     ``view`` a 4-D activation (use ``reshape``, or ``ganzoo.layers.Flatten``, which also keeps the
     gradient's layout) and convert any 4-D tensor they build themselves with
     ``ganzoo.layers.memory_format_of``. ``train.channels_last = auto`` turns it on only for such pairs.
+
+    A variant whose objective has more than the adversarial loss (ACGAN's class losses, InfoGAN's
+    mutual information) overrides :meth:`discriminator_terms` and :meth:`generator_terms`.
     """
 
     def __init__(self, generator: Generator, discriminator: Discriminator, *, channels_last: bool = False) -> None:
@@ -85,13 +176,25 @@ class GAN(nn.Module):
     def image_shape(self) -> tuple[int, ...]:
         return self.generator.image_shape
 
+    def discriminator_terms(self, real: DiscriminatorOutput, fake: DiscriminatorOutput,
+                            batch: Batch) -> dict[str, torch.Tensor]:
+        """Extra scalar terms for D's loss, by name (logged as ``d_<name>``); ``fake`` was computed
+        on detached fakes. Return weighted terms: they are added as they are."""
+        return {}
+
+    def generator_terms(self, fake: DiscriminatorOutput, batch: Batch) -> dict[str, torch.Tensor]:
+        """Extra scalar terms for G's loss, by name (logged as ``g_<name>``); ``fake`` is D's output on
+        the fakes with gradients flowing into G."""
+        return {}
+
 
 class Loss:
     """An adversarial objective, written on discriminator logits.
 
     The trainer calls :meth:`discriminator_loss` with logits of a real and a fake batch,
     adds :meth:`penalty` if it returns a tensor, and calls :meth:`generator_loss` with logits of a
-    fake batch. Each returns a scalar to minimise.
+    fake batch. Each returns a scalar to minimise. :meth:`check` is asked once, before training,
+    whether the loss can train a model at all.
     """
 
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover

@@ -1,14 +1,13 @@
 """Building blocks that plugins may use in their models.
 
 ``Dropout`` is ``torch.nn.Dropout`` with a faster mask on CPU. PyTorch draws a CPU dropout mask with
-``bernoulli_``, one random number per element at about 7 ns each here: the dropout layers of the
-dcgan discriminator took a quarter of the training step. This layer takes 15 random bits per
-element from one int64 ``random_`` draw per four elements and keeps an element when its bits are at
-least ``round(p * 32768)``: every element is kept independently with probability ``1 - p`` (``p``
-rounded to a multiple of 1/32768) and scaled by ``1 / (1 - p)``, the distribution of
-``nn.Dropout``, drawn from the same default generator, so seeded runs stay reproducible. Forward
-plus backward is 3.5-5x faster than ``nn.Dropout`` on this CPU (docs/benchmarks.md). On other devices
-it is ``nn.Dropout`` unless asked.
+``bernoulli_``, one random number per element, and in the dcgan discriminator those draws were a
+large share of the training step (docs/benchmarks.md has the measurements). This layer takes 15
+random bits per element from one int64 ``random_`` draw per four elements and keeps an element when
+its bits are at least ``round(p * 32768)``: every element is kept independently with probability
+``1 - p`` (``p`` rounded to a multiple of 1/32768) and scaled by ``1 / (1 - p)``, the distribution
+of ``nn.Dropout``, drawn from the same default generator, so seeded runs stay reproducible. On
+other devices it is ``nn.Dropout`` unless asked.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 PyTorch's CPU tensors come from ``malloc``. With glibc's defaults, tensors of more than 128 KiB are
 ``mmap``-ed and returned to the system when freed, and the top of the heap is trimmed as soon as
-enough of it is free, so every step faults its working set back in page by page: 23,000 page
-faults per dcgan step at batch 256 here, about a tenth of the step (docs/benchmarks.md). Raising
+enough of it is free, so every step faults its working set back in page by page (tens of
+thousands of page faults per dcgan step; docs/benchmarks.md has the counts and the time). Raising
 glibc's mmap and trim thresholds with ``mallopt`` keeps freed memory for reuse. The price is that
 the process keeps its peak resident memory until it exits, which a training run reaches anyway.
 

@@ -6,88 +6,99 @@ from __future__ import annotations
 import html
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
-def _bounds(series: dict[str, Sequence[tuple[float, float]]]) -> tuple[float, float, float, float]:
+@dataclass
+class Chart:
+    """A line chart laid out once, in pixels, for both renderers: the plot box, the y ticks, the x
+    range labels and one polyline and legend entry per series."""
+
+    width: int
+    height: int
+    title: str
+    box: tuple[float, float, float, float] = (0, 0, 0, 0)  # left, top, width, height
+    yticks: list[tuple[float, str]] = field(default_factory=list)  # (pixel y, label)
+    xlabels: tuple[str, str] = ("", "")
+    lines: list[tuple[str, str, list[tuple[float, float]]]] = field(default_factory=list)  # (name, colour, points)
+
+
+def layout(series: dict[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str, width: int,
+           height: int) -> Chart:
+    chart = Chart(width, height, title)
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return chart
     xs = [x for points in series.values() for x, _ in points]
     ys = [y for points in series.values() for _, y in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y1 = y0 + 1
-    return x0, x1, y0, y1
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    x1, y1 = (x0 + 1 if x1 == x0 else x1), (y0 + 1 if y1 == y0 else y1)
+    left, right, top, bottom = 56, 12, 28, 32
+    pw, ph = width - left - right, height - top - bottom
+    chart.box = (left, top, pw, ph)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x0) / (x1 - x0) * pw, top + (1 - (y - y0) / (y1 - y0)) * ph
+
+    chart.yticks = [(px(x0, y0 + (y1 - y0) * i / 4)[1], f"{y0 + (y1 - y0) * i / 4:.3g}") for i in range(5)]
+    chart.xlabels = (f"{x0:.6g}", f"{x1:.6g} {xlabel}")
+    chart.lines = [(name, COLOURS[i % len(COLOURS)], [px(x, y) for x, y in points])
+                   for i, (name, points) in enumerate(series.items())]
+    return chart
 
 
 def curves_svg(series: dict[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str = "step",
                width: int = 560, height: int = 260) -> str:
     """An inline SVG line chart of named (x, y) series."""
-    series = {k: v for k, v in series.items() if v}
-    if not series:
+    c = layout(series, title=title, xlabel=xlabel, width=width, height=height)
+    if not c.lines:
         return f'<svg width="{width}" height="40"><text x="4" y="24">{html.escape(title)}: no data</text></svg>'
-    x0, x1, y0, y1 = _bounds(series)
-    left, right, top, bottom = 52, 12, 26, 34
-    pw, ph = width - left - right, height - top - bottom
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def sy(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * ph
-
+    left, top, pw, ph = c.box
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{html.escape(title)}" font-family="sans-serif" font-size="11">',
              f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        parts.append(f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
-    parts.append(f'<text x="{left}" y="{height - 8}">{x0:.6g}</text>')
-    parts.append(f'<text x="{left + pw}" y="{height - 8}" text-anchor="end">{x1:.6g} {html.escape(xlabel)}</text>')
-    for i, (name, points) in enumerate(series.items()):
-        colour = COLOURS[i % len(COLOURS)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    for y, label in c.yticks:
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+    parts.append(f'<text x="{left}" y="{height - 8}">{c.xlabels[0]}</text>')
+    parts.append(f'<text x="{left + pw}" y="{height - 8}" text-anchor="end">{html.escape(c.xlabels[1])}</text>')
+    for i, (name, colour, points) in enumerate(c.lines):
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
         parts.append(f'<text x="{left + 8 + 90 * i}" y="{top + 14}" fill="{colour}">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def curves_png(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, title: str,
+def curves_png(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, title: str, xlabel: str = "step",
                width: int = 640, height: int = 320) -> Path:
     """The same chart as a PNG (for the run directory and image viewers)."""
     from PIL import Image, ImageDraw
 
+    c = layout(series, title=title, xlabel=xlabel, width=width, height=height)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    series = {k: v for k, v in series.items() if v}
     draw.text((8, 6), title, fill="black")
-    if series:
-        x0, x1, y0, y1 = _bounds(series)
-        left, right, top, bottom = 56, 12, 28, 28
-        pw, ph = width - left - right, height - top - bottom
+    if c.lines:
+        left, top, pw, ph = c.box
         draw.rectangle((left, top, left + pw, top + ph), outline="#999999")
-        for i in range(5):
-            y = y0 + (y1 - y0) * i / 4
-            yy = top + (1 - i / 4) * ph
-            draw.line((left, yy, left + pw, yy), fill="#eeeeee")
-            draw.text((4, yy - 6), f"{y:.3g}", fill="black")
-        draw.text((left, height - 20), f"{x0:.6g}", fill="black")
-        draw.text((left + pw - 80, height - 20), f"{x1:.6g} step", fill="black")
-        for i, (name, points) in enumerate(series.items()):
-            colour = COLOURS[i % len(COLOURS)]
-            xy = [(left + (x - x0) / (x1 - x0) * pw, top + (1 - (y - y0) / (y1 - y0)) * ph) for x, y in points]
-            if len(xy) > 1:
-                draw.line(xy, fill=colour, width=2)
+        for y, label in c.yticks:
+            draw.line((left, y, left + pw, y), fill="#eeeeee")
+            draw.text((4, y - 6), label, fill="black")
+        draw.text((left, height - 20), c.xlabels[0], fill="black")
+        draw.text((left + pw - 6 * len(c.xlabels[1]), height - 20), c.xlabels[1], fill="black")
+        for i, (name, colour, points) in enumerate(c.lines):
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=2)
             else:
-                draw.ellipse((xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2), fill=colour)
+                (x, y), = points
+                draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
             draw.text((left + 8 + 90 * i, top + 6), name, fill=colour)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -1,21 +1,23 @@
-"""One plugin manager: ganzoo's default plugin modules plus every ``ganzoo`` entry point.
+"""One plugin manager holding every ``ganzoo`` entry point, and the one way hooks are called.
 
-The built-in variants (``plugins/`` in the source tree, installed as ``ganzoo_plugins``) are entry
-points of the ganzoo distribution itself, found exactly like a third-party package's.
+Everything ganzoo ships (``plugins/`` in the source tree, installed as ``ganzoo_plugins``: models,
+losses, datasets, optimizers, the TensorBoard logger) is an entry point of the ganzoo distribution
+itself, found exactly like a third-party package's. The core has no default plugin module.
 
 Environment switches (as pytest and llm have them):
 
 ``GANZOO_PLUGINS=name1,name2``
-    load only these entry-point plugins (default plugin modules always load).
+    load only these entry-point plugins.
 ``GANZOO_DISABLE_PLUGIN_AUTOLOAD=1``
     load no third-party entry points; the ones ganzoo itself ships still load.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import traceback
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -25,7 +27,6 @@ import pluggy
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "ganzoo"
-DEFAULT_PLUGINS: tuple[str, ...] = ("ganzoo.data",)
 ONLY_ENV = "GANZOO_PLUGINS"
 NO_AUTOLOAD_ENV = "GANZOO_DISABLE_PLUGIN_AUTOLOAD"
 SELF_DISTRIBUTION = "ganzoo"
@@ -99,32 +100,13 @@ def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures:
         return
 
 
-def _self_version() -> str | None:
-    try:
-        return metadata.version(SELF_DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return None
-
-
 def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
-    """Create a plugin manager and load default plugins and entry points into it."""
+    """Create a plugin manager and load the entry points into it."""
     env = dict(os.environ if env is None else env)
     pm = pluggy.PluginManager("ganzoo")
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
     failures: list[PluginFailure] = []
-
-    for module_name in DEFAULT_PLUGINS:
-        info = PluginInfo(name=module_name, module=module_name, distribution=SELF_DISTRIBUTION,
-                          version=_self_version(), builtin=True)
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            failures.append(PluginFailure(module_name, _describe(exc), SELF_DISTRIBUTION))
-            continue
-        _register(pm, module, info, failures)
-        if pm.has_plugin(info.name):
-            infos[info.name] = info
 
     only = {n.strip() for n in env.get(ONLY_ENV, "").split(",") if n.strip()} if ONLY_ENV in env else None
     no_autoload = _truthy(env.get(NO_AUTOLOAD_ENV))
@@ -165,3 +147,41 @@ def register_plugin(plugins: PluginSet, module: Any, name: str | None = None) ->
     _register(plugins.manager, module, info, plugins.failures)
     if plugins.manager.has_plugin(info.name):
         plugins.infos[info.name] = info
+
+
+def call_each(caller: Any, kwargs: dict[str, Any] | Callable[[str], dict[str, Any]],
+              on_error: Callable[[str, Exception], None], skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """Call every implementation of one hook by itself, so a failure is blamed on its plugin.
+
+    pluggy would stop at the first exception; here ``on_error(plugin_name, exc)`` is told and the
+    other plugins still run. Each implementation gets only the arguments it asks for; ``kwargs``
+    may be a function of the plugin's name (the registry gives each plugin its own ``register``).
+    """
+    for impl in caller.get_hookimpls():
+        if impl.plugin_name in skip:
+            continue
+        given = kwargs(impl.plugin_name) if callable(kwargs) else kwargs
+        try:
+            impl.function(**{name: given[name] for name in impl.argnames if name in given})
+        except Exception as exc:
+            on_error(impl.plugin_name, exc)
+
+
+class Events:
+    """Trainer events, sent to every plugin's ``on_*`` hooks. A plugin whose hook raises is warned
+    about once and gets no more events in this run; training goes on."""
+
+    def __init__(self, manager: pluggy.PluginManager | None) -> None:
+        self.manager = manager
+        self.disabled: set[str] = set()
+
+    def emit(self, event: str, **kwargs: Any) -> None:
+        if self.manager is None:
+            return
+
+        def disable(plugin: str, exc: Exception) -> None:
+            self.disabled.add(plugin)
+            warnings.warn(f"plugin {plugin!r}: {event} raised {type(exc).__name__}: {exc}; "
+                          "its trainer events are off for the rest of this run", RuntimeWarning, stacklevel=3)
+
+        call_each(getattr(self.manager.hook, event), kwargs, disable, self.disabled)

@@ -1,4 +1,8 @@
-"""What the plugins registered: models, losses and datasets, listed by pattern and built by name."""
+"""What the plugins registered: models, losses, datasets and optimizers, listed by pattern and built by name.
+
+Every kind is one :class:`Spec` subclass that says which hook fills it and which extra arguments
+``register`` takes; the registry itself treats all kinds alike.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +11,143 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from .errors import PluginError, UnknownNameError
-from .plugins import PluginFailure, PluginSet, load_plugins
+from .errors import ConfigError, PluginError, UnknownNameError
+from .options import NoOptions, build_options
+from .plugins import PluginFailure, PluginSet, call_each, load_plugins
+from .recipes import normalise_recipes
 
-KINDS = ("model", "loss", "dataset")
-HOOKS = {"model": "register_models", "loss": "register_losses", "dataset": "register_datasets"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+DEFAULT_IMAGE_SHAPE = (1, 28, 28)  # what create_model builds for when no shape is given (MNIST-sized)
 
 
 @dataclass(frozen=True)
-class NoOptions:
-    """Options dataclass for components that take none."""
+class Spec:
+    """One registered component: its builder, its options dataclass and the plugin that registered it."""
 
+    kind: ClassVar[str] = ""
+    plural: ClassVar[str] = ""
+    hook: ClassVar[str] = ""
 
-@dataclass(frozen=True)
-class ModelSpec:
     name: str
     build: Callable[..., Any]
-    options: type
     plugin: str
+    options: type = NoOptions
     description: str = ""
-    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_registration(cls, name: Any, build: Any, plugin: str, kwargs: dict[str, Any]) -> Spec:
+        """Check what a plugin passed to ``register`` and make the spec; TypeError/ValueError if wrong."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError("names are lower-case letters, digits, '_', '-' and '.'")
+        if not callable(build):
+            raise TypeError(f"the builder must be callable, got {type(build).__name__}")
+        options = kwargs.get("options", NoOptions)
+        if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+            raise TypeError("options= must be a dataclass type")
+        fixed = dict(kwargs.pop("fixed", None) or {})
+        if set(fixed) & {f.name for f in dataclasses.fields(options)}:
+            raise ValueError("a fixed switch cannot also be an option")
+        return cls(name=name, build=build, plugin=plugin, fixed=fixed, **kwargs)
+
+    @classmethod
+    def lookup(cls, items: Mapping[str, Spec], name: str) -> Spec:
+        try:
+            return items[name]
+        except KeyError:
+            raise UnknownNameError(cls.kind, name, items, hint="`ganzoo list` shows all.") from None
+
+    def make_options(self, values: Mapping[str, Any], where: str | None = None) -> Any:
+        """The options instance for ``values``; a fixed switch may be repeated, never changed."""
+        where = where or self.kind
+        values = dict(values)
+        for key, fixed in self.fixed.items():
+            if key in values and values.pop(key) != fixed:
+                raise ConfigError(
+                    f"config key '{where}.{key}' is fixed to {fixed!r} for {self.kind} {self.name!r}: it is what "
+                    f"makes {self.name} what it is. Pick another {self.kind} instead (`ganzoo list`)."
+                )
+        return build_options(self.options, values, where)
 
 
 @dataclass(frozen=True)
-class LossSpec:
-    name: str
-    build: Callable[..., Any]
-    options: type
-    plugin: str
-    description: str = ""
+class ModelSpec(Spec):
+    kind: ClassVar[str] = "model"
+    plural: ClassVar[str] = "models"
+    hook: ClassVar[str] = "register_models"
+
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # dataset -> recipe name -> source
+
+    @classmethod
+    def from_registration(cls, name: Any, build: Any, plugin: str, kwargs: dict[str, Any]) -> Spec:
+        kwargs["recipes"] = normalise_recipes(kwargs.pop("recipes", None))
+        return super().from_registration(name, build, plugin, kwargs)
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    load: Callable[..., Any]
-    image_shape: tuple[int, int, int]
-    plugin: str
+class LossSpec(Spec):
+    kind: ClassVar[str] = "loss"
+    plural: ClassVar[str] = "losses"
+    hook: ClassVar[str] = "register_losses"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec(Spec):
+    kind: ClassVar[str] = "optimizer"
+    plural: ClassVar[str] = "optimizers"
+    hook: ClassVar[str] = "register_optimizers"
+
+
+@dataclass(frozen=True)
+class DatasetSpec(Spec):
+    kind: ClassVar[str] = "dataset"
+    plural: ClassVar[str] = "datasets"
+    hook: ClassVar[str] = "register_datasets"
+
+    image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE
     num_classes: int | None = None
     class_names: tuple[str, ...] = ()
-    description: str = ""
-    parametric: bool = False  # used as NAME:ARGUMENT, e.g. folder:~/pictures
+    parametric: bool = False  # written NAME:ARGUMENT, e.g. folder:~/pictures
+
+    @property
+    def load(self) -> Callable[..., Any]:
+        """The loader: ``load(root, *, train, download[, options][, argument])``."""
+        return self.build
+
+    @classmethod
+    def from_registration(cls, name: Any, build: Any, plugin: str, kwargs: dict[str, Any]) -> Spec:
+        shape = kwargs.get("image_shape")
+        if not (isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise ValueError(f"image_shape= must be a (channels, height, width) tuple, got {shape!r}")
+        kwargs["class_names"] = tuple(kwargs.get("class_names", ()))
+        return super().from_registration(name, build, plugin, kwargs)
+
+    @classmethod
+    def lookup(cls, items: Mapping[str, Spec], name: str) -> Spec:
+        if ":" not in name:
+            return super().lookup(items, name)
+        family = name.partition(":")[0]
+        spec = items.get(family)
+        if isinstance(spec, DatasetSpec) and spec.parametric:
+            return spec
+        parametric = [n for n, s in items.items() if isinstance(s, DatasetSpec) and s.parametric]
+        raise UnknownNameError("dataset family", family, parametric,
+                               hint="Datasets written NAME:ARGUMENT: " + ", ".join(f"{p}:..." for p in parametric) + ".")
+
+    def run_name(self, name: str) -> str:
+        """A file-system-safe short name for runs: ``folder:~/pictures/cats`` -> ``cats``."""
+        if not self.parametric:
+            return name
+        argument = name.partition(":")[2].rstrip("/\\")
+        base = Path(argument).expanduser().name or self.name
+        return re.sub(r"[^A-Za-z0-9_.\-]+", "_", base).strip("._") or self.name
 
 
-Spec = ModelSpec | LossSpec | DatasetSpec
+SPEC_TYPES: dict[str, type[Spec]] = {cls.kind: cls for cls in (ModelSpec, LossSpec, DatasetSpec, OptimizerSpec)}
+KINDS = tuple(SPEC_TYPES)
 
 
 class Registry:
@@ -61,15 +155,14 @@ class Registry:
 
     def __init__(self, plugins: PluginSet) -> None:
         self.plugins = plugins
-        self._items: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
-        for kind in KINDS:
-            caller = getattr(plugins.manager.hook, HOOKS[kind])
-            for impl in caller.get_hookimpls():
-                register = self._registrar(kind, impl.plugin_name)
-                try:
-                    impl.function(*([register] if "register" in impl.argnames else []))
-                except Exception as exc:
-                    self._fail(impl.plugin_name, f"{HOOKS[kind]} raised {type(exc).__name__}: {exc}")
+        self._items: dict[str, dict[str, Spec]] = {kind: {} for kind in SPEC_TYPES}
+        for kind, spec_type in SPEC_TYPES.items():
+            caller = getattr(plugins.manager.hook, spec_type.hook)
+
+            def fail(plugin: str, exc: Exception, hook: str = spec_type.hook) -> None:
+                self._fail(plugin, f"{hook} raised {type(exc).__name__}: {exc}")
+
+            call_each(caller, lambda plugin, kind=kind: {"register": self._registrar(kind, plugin)}, fail)
 
     @property
     def failures(self) -> list[PluginFailure]:
@@ -80,44 +173,23 @@ class Registry:
         self.plugins.failures.append(PluginFailure(plugin, error, info.distribution if info else None))
 
     def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
+        spec_type = SPEC_TYPES[kind]
+
         def register(name: str, build: Callable[..., Any], **kwargs: Any) -> None:
             try:
-                spec = self._make_spec(kind, plugin, name, build, kwargs)
+                spec = spec_type.from_registration(name, build, plugin, dict(kwargs))
             except (TypeError, ValueError) as exc:
                 self._fail(plugin, f"cannot register {kind} {name!r}: {exc}")
                 return
             existing = self._items[kind].get(name)
             if existing is not None:
-                self._fail(
-                    plugin,
-                    f"{kind} {name!r} is already registered by plugin {existing.plugin!r}; "
-                    f"plugin {plugin!r}'s registration was skipped",
-                )
+                self._fail(plugin, f"{kind} {name!r} is already registered by plugin {existing.plugin!r}; "
+                                   f"plugin {plugin!r}'s registration was skipped")
                 return
             self._items[kind][name] = spec
 
         register.__doc__ = f"Register a {kind} for plugin {plugin!r}."
         return register
-
-    @staticmethod
-    def _make_spec(kind: str, plugin: str, name: Any, build: Any, kwargs: dict[str, Any]) -> Spec:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError("names are lower-case letters, digits, '_', '-' and '.'")
-        if not callable(build):
-            raise TypeError(f"the builder must be callable, got {type(build).__name__}")
-        options = kwargs.pop("options", NoOptions)
-        if kind != "dataset" and not (isinstance(options, type) and dataclasses.is_dataclass(options)):
-            raise TypeError("options= must be a dataclass type")
-        if kind == "model":
-            recipes = kwargs.pop("recipes", None) or {}
-            return ModelSpec(name, build, options, plugin, recipes=dict(recipes), **kwargs)
-        if kind == "loss":
-            return LossSpec(name, build, options, plugin, **kwargs)
-        shape = kwargs.pop("image_shape", None)
-        if not (isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(d, int) and d > 0 for d in shape)):
-            raise ValueError(f"image_shape= must be a (channels, height, width) tuple, got {shape!r}")
-        class_names = tuple(kwargs.pop("class_names", ()))
-        return DatasetSpec(name, build, shape, plugin, class_names=class_names, **kwargs)
 
     def names(self, kind: str, include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
         """Sorted names matching any shell-style ``include`` pattern and no ``exclude`` pattern."""
@@ -129,18 +201,7 @@ class Registry:
         )
 
     def get(self, kind: str, name: str) -> Any:
-        if kind == "dataset" and ":" in name:
-            prefix = name.partition(":")[0]
-            spec = self._items[kind].get(prefix)
-            if spec is not None and spec.parametric:
-                return spec
-            parametric = [n for n, s in self._items[kind].items() if s.parametric]
-            raise UnknownNameError("dataset family", prefix, parametric,
-                                   hint="Datasets written NAME:ARGUMENT: " + ", ".join(f"{p}:..." for p in parametric) + ".")
-        try:
-            return self._items[kind][name]
-        except KeyError:
-            raise UnknownNameError(kind, name, self._items[kind], hint="`ganzoo list` shows all.") from None
+        return SPEC_TYPES[kind].lookup(self._items[kind], name)
 
 
 _registry: Registry | None = None
@@ -160,16 +221,19 @@ def reset_registry(registry: Registry | None = None) -> None:
     _registry = registry
 
 
-def list_models(include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
-    return get_registry().names("model", include, exclude)
+def _lister(kind: str) -> Callable[..., list[str]]:
+    def list_names(include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
+        return get_registry().names(kind, include, exclude)
+
+    list_names.__name__ = f"list_{SPEC_TYPES[kind].plural}"
+    list_names.__doc__ = f"Sorted registered {kind} names matching shell-style ``include`` and not ``exclude``."
+    return list_names
 
 
-def list_losses(include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
-    return get_registry().names("loss", include, exclude)
-
-
-def list_datasets(include: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:
-    return get_registry().names("dataset", include, exclude)
+list_models = _lister("model")
+list_losses = _lister("loss")
+list_datasets = _lister("dataset")
+list_optimizers = _lister("optimizer")
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -184,33 +248,55 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     return get_registry().get("dataset", name)
 
 
-def create_model(name: str, *, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int | None = None,
-                 **options: Any) -> Any:
-    """Build a registered GAN by name: ``create_model("dcgan", width=32)`` -> :class:`ganzoo.interfaces.GAN`."""
-    from .config import build_options
+def get_optimizer_spec(name: str) -> OptimizerSpec:
+    return get_registry().get("optimizer", name)
+
+
+def _options(spec: Spec, options: Any, overrides: Mapping[str, Any], where: str) -> Any:
+    if options is None:
+        return spec.make_options(overrides, where)
+    if not isinstance(options, spec.options):
+        raise TypeError(f"options for {spec.kind} {spec.name!r} must be a {spec.options.__name__}, "
+                        f"got {type(options).__name__}")
+    if overrides:
+        raise TypeError("pass either an options instance or keyword options, not both")
+    return options
+
+
+def _checked(spec: Spec, built: Any, expected: type, what: str) -> Any:
+    if not isinstance(built, expected):
+        raise PluginError(f"plugin {spec.plugin!r}: {spec.kind} {spec.name!r} build() returned "
+                          f"{type(built).__name__}, expected {what}")
+    return built
+
+
+def create_model(name: str, options: Any = None, *, image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE,
+                 num_classes: int | None = None, **overrides: Any) -> Any:
+    """Build a registered GAN: ``create_model("dcgan", width=32)`` -> :class:`ganzoo.interfaces.GAN`.
+
+    Give options as keywords (checked and converted as a config would be) or as an instance of the
+    model's options dataclass (``options=``), for example the one a resolved config carries.
+    """
     from .interfaces import GAN
 
     spec = get_model_spec(name)
-    opts = build_options(spec.options, options, "model")
-    gan = spec.build(opts, image_shape=tuple(image_shape), num_classes=num_classes)
-    if not isinstance(gan, GAN):
-        raise PluginError(
-            f"plugin {spec.plugin!r}: model {name!r} build() returned {type(gan).__name__}, "
-            "expected ganzoo.interfaces.GAN"
-        )
-    return gan
+    opts = _options(spec, options, overrides, "model")
+    return _checked(spec, spec.build(opts, image_shape=tuple(image_shape), num_classes=num_classes),
+                    GAN, "ganzoo.interfaces.GAN")
 
 
-def create_loss(name: str, **options: Any) -> Any:
+def create_loss(name: str, options: Any = None, **overrides: Any) -> Any:
     """Build a registered loss by name."""
-    from .config import build_options
     from .interfaces import Loss
 
     spec = get_loss_spec(name)
-    loss = spec.build(build_options(spec.options, options, "loss"))
-    if not isinstance(loss, Loss):
-        raise PluginError(
-            f"plugin {spec.plugin!r}: loss {name!r} build() returned {type(loss).__name__}, "
-            "expected ganzoo.interfaces.Loss"
-        )
-    return loss
+    return _checked(spec, spec.build(_options(spec, options, overrides, "loss")), Loss, "ganzoo.interfaces.Loss")
+
+
+def create_optimizer(name: str, params: Iterable[Any], options: Any = None, **overrides: Any) -> Any:
+    """Build a registered optimizer over ``params``: ``create_optimizer("adam", model.parameters(), lr=1e-3)``."""
+    import torch
+
+    spec = get_optimizer_spec(name)
+    built = spec.build(_options(spec, options, overrides, "optimizer"), params=list(params))
+    return _checked(spec, built, torch.optim.Optimizer, "torch.optim.Optimizer")

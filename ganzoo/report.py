@@ -12,6 +12,7 @@ from typing import Any
 from .errors import GanzooError
 from .plots import curves_svg, loss_series, score_series
 from .rundir import RunDir
+from .tomlfile import load_toml
 
 
 def run_facts(path: str | Path) -> dict[str, Any]:
@@ -19,8 +20,6 @@ def run_facts(path: str | Path) -> dict[str, Any]:
     run = RunDir(Path(path))
     if not run.path.is_dir() or not run.is_run():
         raise GanzooError(f"{run.path} is not a ganzoo run directory (no config.toml or checkpoints/)")
-    from .config import load_toml
-
     config = load_toml(run.config) if run.config.is_file() else {}
     summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
     evaluation = json.loads((run.path / "eval.json").read_text()) if (run.path / "eval.json").is_file() else {}
@@ -87,23 +86,12 @@ table.kv td{padding:1px 10px 1px 0;font-size:13px} table.kv td:first-child{color
 img{image-rendering:pixelated}
 """
 
-# Reports for a test harness whether every image decoded; harmless for a reader.
-CHECK = """
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
-  document.body.setAttribute('data-images', imgs.length);
-  document.body.setAttribute('data-broken-images', bad);
-});
-"""
-
-
 def build_report(paths: list[str | Path]) -> str:
     if not paths:
         raise GanzooError("name at least one run directory")
     runs = [run_facts(p) for p in paths]
     title = "ganzoo report: " + ", ".join(r["name"] for r in runs)
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style><script>{CHECK}</script></head><body>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><div class=runs>" + "".join(_section(r) for r in runs) +
             "</div></body></html>")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from .errors import CheckpointError, ConfigError
 @dataclass(frozen=True)
 class RunDir:
     path: Path
+    replace: bool = False  # create() first removes the ganzoo run that is there (--overwrite)
 
     @property
     def config(self) -> Path:
@@ -45,12 +48,33 @@ class RunDir:
     def grid(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:04d}.png"
 
+    def step_grid(self, step: int) -> Path:
+        """A grid written between epochs: early in the first one, or where a run was interrupted."""
+        return self.samples / f"step_{step:07d}.png"
+
     def is_run(self) -> bool:
         return self.config.is_file() or self.checkpoints.is_dir()
 
     def create(self) -> None:
-        for folder in (self.path, self.samples, self.checkpoints):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Make the folders, when training starts (a run that fails its checks leaves nothing behind)."""
+        if self.replace and self.path.is_dir() and self.is_run():
+            shutil.rmtree(self.path)
+        try:
+            for folder in (self.path, self.samples, self.checkpoints):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot write to output folder {self.path}: {exc.strerror or exc}") from None
+
+    def prune_snapshots(self, keep: int) -> None:
+        """Delete all but the newest ``keep`` per-epoch checkpoints (``last`` and ``best`` stay)."""
+        snapshots = sorted(self.checkpoints.glob("epoch_*.safetensors"))
+        for old in snapshots[: max(len(snapshots) - keep, 0)]:
+            old.unlink(missing_ok=True)
+
+    def remove_stale_temporaries(self) -> None:
+        """Temporary files left by a write that was killed before its rename."""
+        for stale in self.checkpoints.glob(".*.tmp-*"):
+            stale.unlink(missing_ok=True)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.metrics, "a", encoding="utf-8") as fh:
@@ -69,7 +93,10 @@ class RunDir:
 
 
 def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:
-    """``runs/<model>-<dataset>``, or the first free ``-2``, ``-3``, ... so no run is overwritten."""
+    """``runs/<model>-<dataset>``, or the first free ``-2``, ``-3``, ... so no run is overwritten.
+
+    ``dataset`` is a short, file-system-safe name (``DatasetSpec.run_name``: ``folder:~/cats`` -> ``cats``).
+    """
     stem = Path(base) / f"{model}-{dataset}"
     candidate, n = stem, 1
     while candidate.exists():
@@ -78,9 +105,31 @@ def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path
     return candidate
 
 
+def _nearest_existing(path: Path) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ConfigError unless ``folder`` could be created and written to; creates nothing."""
+    probe = _nearest_existing(folder)
+    if not probe.is_dir():
+        raise ConfigError(f"cannot write to output folder {folder}: {probe} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write to output folder {folder}: {probe} is not writable")
+
+
 def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
-    """Create a run directory for a new run; refuse a folder that already holds something."""
-    run = RunDir(Path(path))
+    """The run directory for a new run, checked but not created (:meth:`RunDir.create` does that
+    when training starts); a folder that already holds something is refused."""
+    run = RunDir(Path(path), replace=overwrite)
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"output path {run.path} exists and is not a folder")
     if run.path.is_dir() and any(run.path.iterdir()):
@@ -92,14 +141,7 @@ def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
             )
         if not run.is_run():
             raise ConfigError(f"refusing to --overwrite {run.path}: it holds files that are not a ganzoo run")
-        shutil.rmtree(run.path)
-    try:
-        run.create()
-        probe = run.path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to output folder {run.path}: {exc.strerror or exc}") from None
+    check_writable(run.path)
     return run
 
 

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from . import __version__
+from .version import __version__
 from .errors import GanzooError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -42,14 +42,12 @@ def new_plugin(name: str, directory: str | Path = ".") -> Path:
     target = Path(directory) / values["distribution"]
     if target.exists():
         raise GanzooError(f"{target} already exists; choose another --dir or remove it")
-    templates = resources.files("ganzoo.templates").joinpath("plugin")
-    written = []
+    templates = resources.files("ganzoo").joinpath("templates", "plugin")
     try:
         for template, relative in FILES.items():
             path = target / Template(relative).substitute(values)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(Template(templates.joinpath(template).read_text()).substitute(values))
-            written.append(path)
     except OSError as exc:
         raise GanzooError(f"cannot write the plugin to {target}: {exc.strerror or exc}") from None
     return target

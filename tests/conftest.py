@@ -65,3 +65,16 @@ def fresh_registry():
     reset_registry()
     yield
     reset_registry()
+
+
+def make_trainer(run: Path, data: Path, model: str, *, width: int = 8, batch_size: int = 24, **train):
+    """A Trainer for ``model`` on a tiny dataset root, fp32 unless asked, without plugin events."""
+    from ganzoo.config import resolve_config
+    from ganzoo.rundir import RunDir
+    from ganzoo.trainer import Trainer
+
+    raw = {"model": {"name": model, "width": width}, "data": {"name": "fashion_mnist", "root": str(data), "download": False},
+           "train": {"batch_size": batch_size, "max_steps": 2, "precision": "fp32", **train}}
+    if model == "wgan-gp":
+        raw["loss"] = {"name": "wgan-gp"}
+    return Trainer(resolve_config(raw), RunDir(run), plugin_events=False)

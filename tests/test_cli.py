@@ -92,7 +92,7 @@ def test_train_then_sample_end_to_end(tmp_path, tiny_data, capsys):
     code, _, err = run_cli(capsys, "sample", run, "--n", 16, "--out", tmp_path / "s.png")
     assert code == 0, err
     with Image.open(tmp_path / "s.png") as img:
-        assert img.size == (4 * 30 + 2, 4 * 30 + 2)
+        assert img.size == (2 * (4 * 30 + 2), 2 * (4 * 30 + 2))  # doubled, as the epoch grids are
     code, _, _ = run_cli(capsys, "sample", run / "checkpoints" / "epoch_0001.safetensors", "--n", 2)
     assert code == 0 and (run / "samples" / "sample_seed0.png").is_file()
 

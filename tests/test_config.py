@@ -1,18 +1,17 @@
+"""Where settings come from: recipe -> --config -> flags -> --set, resume, and the resolved Config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import pytest
 
-from ganzoo.config import (
-    Config,
-    TrainSettings,
-    apply_override,
-    build_options,
-    dump_toml,
-    find_recipe,
-    load_toml,
-    merge,
-    parse_override,
-    resolve_config,
-)
+from conftest import make_mnist_like
+from ganzoo.cli import main
+from ganzoo.config import Config, Flag, compose, dump_toml, load_toml, merge, parse_override, resolve_config, split_key
 from ganzoo.errors import ConfigError, UnknownNameError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -35,29 +34,15 @@ def test_set_needs_key_and_value():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("train.epochs")
     with pytest.raises(ConfigError, match="SECTION.KEY"):
-        apply_override({}, "epochs", 3)
+        split_key("epochs")
     with pytest.raises(UnknownNameError, match="did you mean 'train'"):
-        apply_override({}, "trian.epochs", 3)
-
-
-def test_types_are_checked_and_named():
-    with pytest.raises(ConfigError, match=r"'train.epochs' must be an integer, got 'five'"):
-        build_options(TrainSettings, {"epochs": "five"}, "train")
-    with pytest.raises(ConfigError, match=r"'train.epochs' must be an integer, got 2.5"):
-        build_options(TrainSettings, {"epochs": 2.5}, "train")
-    with pytest.raises(ConfigError, match=r"'train.epochs' must be at least 1, got 0"):
-        build_options(TrainSettings, {"epochs": 0}, "train")
-    with pytest.raises(ConfigError, match=r"'train.device' must be 'auto' or 'cpu'"):
-        build_options(TrainSettings, {"device": "gpu"}, "train")
-    with pytest.raises(UnknownNameError, match=r"'epoch'.*did you mean 'epochs'"):
-        build_options(TrainSettings, {"epoch": 3}, "train")
-    assert build_options(TrainSettings, {"max_steps": "none"}, "train").max_steps is None
+        split_key("trian.epochs")
 
 
 def test_resolve_fills_defaults_and_checks_components():
     config = resolve_config({"model": {"name": "dcgan", "width": 8}})
-    assert config.model["width"] == 8 and config.model["latent_dim"] == 100
-    assert config.loss == {"name": "nonsaturating"}
+    assert config.model["width"] == 8 and config.model.options.latent_dim == 100
+    assert config.loss.to_dict() == {"name": "nonsaturating"}
     assert config.g_optimizer["name"] == "adam" and config.g_optimizer["betas"] == [0.5, 0.999]
     with pytest.raises(ConfigError, match=r"'g_optimizer.lr' must be greater than 0"):
         resolve_config({"model": {"name": "dcgan"}, "g_optimizer": {"lr": 0.0}})
@@ -66,17 +51,96 @@ def test_resolve_fills_defaults_and_checks_components():
     with pytest.raises(UnknownNameError, match=r"'momentum'"):  # adam has no momentum
         resolve_config({"model": {"name": "dcgan"}, "d_optimizer": {"momentum": 0.9}})
     sgd = resolve_config({"model": {"name": "dcgan"}, "d_optimizer": {"name": "sgd", "momentum": 0.9}})
-    assert sgd.d_optimizer == {"name": "sgd", "lr": 0.01, "momentum": 0.9, "dampening": 0.0,
-                               "weight_decay": 0.0, "nesterov": False, "fused": "auto"}
+    assert dict(sgd.d_optimizer) == {"name": "sgd", "lr": 0.01, "momentum": 0.9, "dampening": 0.0,
+                                     "weight_decay": 0.0, "nesterov": False, "fused": "auto"}
     with pytest.raises(UnknownNameError, match="unknown dataset 'cifar'"):
         resolve_config({"model": {"name": "dcgan"}, "data": {"name": "cifar"}})
 
 
-def test_changing_a_component_name_drops_the_old_options():
-    base = {"g_optimizer": {"name": "adam", "betas": [0.5, 0.999]}}
-    merged = merge(base, {"g_optimizer": {"name": "rmsprop"}}, "--set")
-    assert merged["g_optimizer"] == {"name": "rmsprop"}
+def test_the_resolved_config_carries_typed_options_instances():
+    from ganzoo_plugins.dcgan import DCGANOptions
+    from ganzoo_plugins.optimizers import AdamOptions
+
+    config = resolve_config({"model": {"name": "dcgan", "width": 8}, "g_optimizer": {"betas": [0, 0.9]}})
+    assert isinstance(config.model.options, DCGANOptions) and config.model.options.width == 8
+    assert isinstance(config.g_optimizer.options, AdamOptions) and config.g_optimizer.options.betas == (0.0, 0.9)
+    folder = resolve_config({"model": {"name": "dcgan"}, "data": {"name": "folder:/x", "image_size": 24}})
+    assert folder.data.options.image_size == 24 and folder.to_dict()["data"]["image_size"] == 24
+
+
+def test_merge_starts_a_renamed_component_from_its_defaults():
+    base = {"g_optimizer": {"name": "adam", "betas": [0.5, 0.999]}, "data": {"name": "folder:/a", "image_size": 8,
+                                                                           "root": "/r"}}
+    merged = merge(base, {"g_optimizer": {"name": "rmsprop", "lr": 0.1}, "data": {"name": "mnist"}}, "--set")
+    assert merged["g_optimizer"] == {"name": "rmsprop", "lr": 0.1}
+    assert merged["data"] == {"name": "mnist", "root": "/r"}  # the folder's options go, the root stays
     assert resolve_config({"model": {"name": "vanilla"}, **merged}).g_optimizer["alpha"] == 0.99
+
+
+# --- every route by which a component's name can change (the --set bug) -----------------------------
+
+def test_set_renaming_an_optimizer_starts_from_its_defaults():
+    """The vanilla recipe sets Adam's betas; --set d_optimizer.name=sgd once kept them and failed."""
+    config, sources = compose("vanilla", dataset="fashion_mnist", overrides=["d_optimizer.name=sgd"])
+    assert "plugin recipe vanilla/fashion_mnist" in sources[0]
+    assert dict(config.d_optimizer)["name"] == "sgd" and config.d_optimizer["lr"] == 0.01
+    assert config.g_optimizer["betas"] == [0.5, 0.999]  # the other optimizer keeps the recipe's
+    # keys given in the same layer apply to the new component, in any order
+    for order in (["d_optimizer.lr=0.05", "d_optimizer.name=sgd"], ["d_optimizer.name=sgd", "d_optimizer.lr=0.05"]):
+        assert compose("vanilla", overrides=order)[0].d_optimizer["lr"] == 0.05
+
+
+def test_a_flag_renaming_the_loss_drops_the_recipes_loss_options():
+    config, _ = compose("wgan-gp", flags=[Flag("--loss", "loss.name", "hinge")])  # recipe: penalty_weight = 10
+    assert config.loss.to_dict() == {"name": "hinge"}
+    assert compose("wgan-gp")[0].loss["penalty_weight"] == 10.0
+
+
+def test_a_config_file_renaming_a_component_layers_over_the_recipe(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[model]\nname = "vanilla"\n[d_optimizer]\nname = "rmsprop"\n[train]\nepochs = 3\n')
+    config, sources = compose(config_file=path)
+    assert sources == [sources[0], str(path)] and "vanilla/fashion_mnist" in sources[0]
+    assert config.d_optimizer.to_dict()["name"] == "rmsprop" and "betas" not in config.d_optimizer
+    assert config.train.epochs == 3 and config.model["g_hidden"] == [256, 512, 1024]  # the recipe's, beneath
+    # flags and --set still win over the file
+    config, _ = compose(config_file=path, flags=[Flag("--epochs", "train.epochs", 7)],
+                        overrides={"d_optimizer.name": "sgd", "d_optimizer.momentum": 0.5})
+    assert config.train.epochs == 7 and dict(config.d_optimizer)["momentum"] == 0.5
+
+
+def test_the_recipe_itself_may_rename_what_the_defaults_name():
+    config, _ = compose("sngan")  # the sngan recipe trains with the hinge loss, not the default one
+    assert config.loss.name == "hinge" and config.train.d_steps == 2
+
+
+def test_resume_may_change_only_what_keeps_the_run_the_same(tmp_path, capsys):
+    data = make_mnist_like(tmp_path / "data", n=16)
+    run = tmp_path / "run"
+    assert main(["train", "vanilla", "--data-dir", str(data), "--max-steps", "1", "--out", str(run), "--set",
+                 "model.g_hidden=[8]", "--set", "model.d_hidden=[8]"]) == 0
+    for argv, message in (
+        (["--set", "d_optimizer.name=sgd"], "--set d_optimizer.name cannot change when resuming"),
+        (["--set", "model.dropout=0.1"], "--set model.dropout cannot change when resuming"),
+        (["--loss", "hinge"], "--loss cannot change when resuming"),
+        (["--dataset", "mnist"], "--dataset cannot change when resuming"),
+        (["--recipe", "default"], "--recipe cannot change when resuming"),
+    ):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), *argv]) == 2, argv
+        assert message in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--set", "train.max_steps=2", "--set", "train.log_every=1"]) == 0
+
+
+# --- recipes and files -----------------------------------------------------------------------------
+
+def test_named_recipes_and_unknown_recipe_names():
+    with pytest.raises(UnknownNameError, match=r"unknown recipe for dcgan on fashion_mnist 'fats'.*Known: default, none"):
+        compose("dcgan", recipe="fats")
+    plain, sources = compose("dcgan", recipe="none")  # the model's own defaults, no recipe beneath
+    assert sources == [] and plain.model["dropout"] == 0.3 and not plain.model["d_batchnorm"]
+    config, sources = compose("dcgan", dataset="mnist")  # no recipe for mnist: the model's defaults
+    assert sources == [] and config.model["dropout"] == 0.3 and config.data.name == "mnist"
 
 
 def test_toml_round_trip(tmp_path):
@@ -96,21 +160,43 @@ def test_toml_syntax_errors_give_line_and_column(tmp_path):
         load_toml(tmp_path / "missing.toml")
 
 
-def test_the_dcgan_recipe_is_packaged_and_valid():
-    recipe, where = find_recipe("dcgan", "fashion_mnist")
-    assert where == "zoo_configs/dcgan-fashion_mnist.toml"
-    config = resolve_config(recipe)
-    assert config.model["name"] == "dcgan" and config.data.name == "fashion_mnist"
-    assert config.g_optimizer["betas"] == [0.5, 0.999] and config.train.epochs >= 5
-    assert find_recipe("vanilla", "mnist") is None
+def test_configs_of_ganzoo_0_1_still_resolve():
+    """Run directories written before variants fixed their switches and before aux_weight moved."""
+    old = {"model": {"name": "acgan", "width": 8, "conditional": False, "aux_classifier": True,
+                     "spectral_norm": False},
+           "train": {"aux_weight": 0.5, "epochs": 2}, "data": {"name": "fashion_mnist"}}
+    config = resolve_config(old)
+    assert config.model["aux_weight"] == 0.5 and not hasattr(config.train, "aux_weight")
+    dcgan = resolve_config({"model": {"name": "dcgan", "conditional": False}, "train": {"aux_weight": 1.0}})
+    assert "aux_weight" not in dcgan.model and "conditional" not in dcgan.model
+    wgan = resolve_config({"model": {"name": "wgan-gp", "d_batchnorm": False}})
+    assert "d_batchnorm" not in wgan.model
 
 
-def test_every_zoo_recipe_resolves():
-    from importlib import resources
+def test_print_config_shows_the_layers_and_the_result(capsys):
+    assert main(["train", "vanilla", "--print-config", "--set", "d_optimizer.name=sgd", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# from plugin recipe vanilla/fashion_mnist")
+    parsed = __import__("tomllib").loads(out)
+    assert parsed["d_optimizer"]["name"] == "sgd" and parsed["train"]["epochs"] == 3
 
-    recipes = [p for p in resources.files("ganzoo.zoo_configs").iterdir() if p.name.endswith(".toml")]
-    assert len(recipes) >= 6
-    for recipe in recipes:
-        model, dataset = recipe.name.removesuffix(".toml").rsplit("-", 1)
-        config = resolve_config(load_toml(recipe))
-        assert config.model["name"] == model and config.data.name == dataset, recipe.name
+
+@pytest.mark.parametrize("path", sorted((ROOT / "zoo_configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_file_in_zoo_configs_resolves(path):
+    config, sources = compose(config_file=path)
+    assert sources[-1] == str(path)
+    assert config.model.name == load_toml(path)["model"]["name"]
+
+
+def test_every_registered_recipe_resolves_to_its_model_and_dataset():
+    import ganzoo
+    from ganzoo.recipes import recipe_names
+
+    count = 0
+    for model in ganzoo.list_models():
+        for key in recipe_names(ganzoo.get_model_spec(model)):
+            dataset, _, recipe = key.partition(":")
+            config, _ = compose(model, dataset=dataset, recipe=recipe or None)
+            assert config.model.name == model and config.data.name == dataset, key
+            count += 1
+    assert count >= 6

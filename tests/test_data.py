@@ -1,19 +1,21 @@
-import gzip
+"""Datasets in memory (ganzoo.data): loading a registered dataset, checks on what a loader returns, scaling."""
+
+from __future__ import annotations
 
 import pytest
 import torch
 
-from conftest import make_mnist_like, write_idx
-from ganzoo.data import FASHION_MNIST, load_images, read_idx, to_uint8, to_unit_range
+from ganzoo import hookimpl
+from ganzoo.data import DatasetSplit, load_images, to_uint8, to_unit_range
 from ganzoo.errors import DatasetError
 
 
 def test_loads_idx_files_in_torchvision_layout(tiny_data):
-    images, labels = load_images("fashion_mnist", tiny_data, download=False)
+    images, labels, names = load_images("fashion_mnist", tiny_data, download=False)
     assert images.dtype == torch.uint8 and images.shape == (96, 1, 28, 28)
     assert labels.dtype == torch.int64 and labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     assert images[3, 0, 10, 10].item() == 255  # class 3 has its bar on row 10
-    gz_images, _ = load_images("mnist", tiny_data, download=False, limit=10)  # gzipped copy
+    gz_images, _, _ = load_images("mnist", tiny_data, download=False, limit=10)  # gzipped copy
     assert gz_images.shape == (10, 1, 28, 28)
 
 
@@ -25,52 +27,50 @@ def test_scaling_to_minus_one_one_and_back():
     assert to_uint8(torch.tensor([-3.0, 3.0])).tolist() == [0, 255]
 
 
-def test_missing_files_say_where_and_what(tmp_path):
-    with pytest.raises(DatasetError) as info:
-        load_images("fashion_mnist", tmp_path, download=False)
-    message = str(info.value)
-    assert str(tmp_path / "FashionMNIST" / "raw") in message
-    assert "train-images-idx3-ubyte" in message and "--data-dir" in message
 
 
-def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    import torchvision.datasets
-
-    class Offline:
-        def __init__(self, *args, **kwargs):
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -3]>")
-
-    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
-    with pytest.raises(DatasetError, match=r"could not download FashionMNIST into .*RuntimeError: Error downloading"):
-        FASHION_MNIST.load(tmp_path, download=True)
+def test_registered_class_names_come_with_the_split(tiny_data):
+    split = load_images("fashion_mnist", tiny_data, download=False)
+    assert isinstance(split, DatasetSplit) and split.class_names[7] == "sneaker"
+    assert split.image_shape == (1, 28, 28) and split.num_classes == 10
 
 
-def test_truncated_file_names_the_file(tiny_data):
-    path = tiny_data / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
-    path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte is truncated: .*96x28x28"):
-        load_images("fashion_mnist", tiny_data, download=False)
+class Loaders:
+    """A plugin whose datasets return what the contract allows, and what it does not."""
+
+    @hookimpl
+    def register_datasets(self, register):
+        def three(root, *, train, download):
+            return torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2, 1]), ("a", "b", "c")
+
+        def old_style(root, *, train, download):  # ganzoo 0.1's contract: two values, no options
+            return torch.zeros(3, 1, 8, 8, dtype=torch.uint8), None
+
+        def floats(root, *, train, download):
+            return torch.zeros(2, 1, 8, 8), None
+
+        def mismatched(root, *, train, download):
+            return torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 1])
+
+        for name, load in (("three", three), ("old-style", old_style), ("floats", floats), ("mismatched", mismatched)):
+            register(name, load, image_shape=(1, 8, 8))
 
 
-def test_corrupt_gzip_and_bad_magic_name_the_file(tmp_path):
-    bad = tmp_path / "x-idx3-ubyte.gz"
-    bad.write_bytes(b"not gzip at all")
-    with pytest.raises(DatasetError, match="x-idx3-ubyte.gz"):
-        read_idx(bad)
-    wrong = tmp_path / "y"
-    wrong.write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00\x00\x00\x00")
-    with pytest.raises(DatasetError, match="bad magic number"):
-        read_idx(wrong)
+@pytest.fixture
+def loaders():
+    from ganzoo.plugins import register_plugin
+    from ganzoo.registry import Registry, get_registry, reset_registry
+
+    register_plugin(get_registry().plugins, Loaders(), name="loaders")
+    reset_registry(Registry(get_registry().plugins))
 
 
-def test_label_count_must_match_images(tmp_path):
-    root = make_mnist_like(tmp_path, n=20)
-    write_idx(root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte", bytes(5), (5,))
-    with pytest.raises(DatasetError, match="5 labels for 20 images"):
-        load_images("fashion_mnist", root, download=False)
-
-
-def test_wrong_image_size_is_reported(tmp_path):
-    root = make_mnist_like(tmp_path, size=32, n=10)
-    with pytest.raises(DatasetError, match=r"shape \(1, 32, 32\), but registered \(1, 28, 28\)"):
-        load_images("fashion_mnist", root, download=False)
+def test_what_a_loader_returns_is_checked(loaders, tmp_path):
+    split = load_images("three", tmp_path)
+    assert split.class_names == ("a", "b", "c") and split.num_classes == 3
+    old = load_images("old-style", tmp_path)
+    assert old.labels is None and old.class_names == () and old.num_classes is None
+    with pytest.raises(DatasetError, match=r"dataset 'floats' \(plugin 'loaders'\) returned torch.float32"):
+        load_images("floats", tmp_path)
+    with pytest.raises(DatasetError, match=r"returned \(3,\) labels for 2 images"):
+        load_images("mismatched", tmp_path)

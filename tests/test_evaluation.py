@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import make_mnist_like
 from ganzoo.cli import main
+from ganzoo.data import load_images
 from ganzoo.evaluation import FeatureNet, _scores, coverage_summary, feature_net
 
 
@@ -62,10 +63,11 @@ def test_feature_network_is_trained_once_cached_and_deterministic(scored_run):
     run, data, base = scored_run
     cached = list((base / "cache" / "features").glob("*.safetensors"))
     assert len(cached) == 1
-    net, info = feature_net("fashion_mnist", str(data), download=False)
+    splits = [load_images("fashion_mnist", data, train=train, download=False) for train in (True, False)]
+    net, info = feature_net("fashion_mnist", *splits)
     assert isinstance(net, FeatureNet) and info["test_accuracy"] > 0.9 and info["epochs"] == 3
     cached[0].rename(cached[0].with_suffix(".bak"))  # train again: the same weights come out
-    net2, _ = feature_net("fashion_mnist", str(data), download=False)
+    net2, _ = feature_net("fashion_mnist", *splits)
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
 
 
@@ -114,11 +116,10 @@ class _LookupGenerator(torch.nn.Module):
 
 
 def test_eval_scores_class_accuracy_of_conditional_generators(scored_run):
-    from ganzoo.data import load_images
     from ganzoo.evaluation import evaluate
 
     run, data, _ = scored_run
-    images, labels = load_images("fashion_mnist", str(data), train=False, download=False)
+    images, labels, _ = load_images("fashion_mnist", str(data), train=False, download=False)
     meta = {"model": "lookup", "config": {"data": {"name": "fashion_mnist", "root": str(data), "download": False}}}
     obeys = evaluate(run, n=60, generator=_LookupGenerator(images, labels, True), meta=meta)
     ignores = evaluate(run, n=60, generator=_LookupGenerator(images, labels, False), meta=meta)
@@ -171,6 +172,14 @@ def test_report_is_self_contained(scored_run, tmp_path, capsys):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+IMAGE_CHECK = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-broken-images', bad);
+});
+"""
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium); CI installs it")
@@ -178,6 +187,8 @@ def test_report_renders_in_a_real_browser(scored_run, tmp_path):
     run, _, _ = scored_run
     out = tmp_path / "report.html"
     assert main(["report", str(run), "--out", str(out)]) == 0
+    assert "<script" not in out.read_text()  # a report ships no script; this test brings its own
+    out.write_text(out.read_text().replace("</body>", f"<script>{IMAGE_CHECK}</script></body>"))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
              "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]

@@ -73,3 +73,41 @@ def test_tensorboard_plugin_logs_scalars_and_grids(tmp_path, tiny_data, capsys):
     assert [e.step for e in events.Scalars("train/d_loss")] == [2, 4, 6]
     assert {"train/g_loss", "train/d_real", "train/d_fake", "train/images_per_s"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Images("samples")] == [3, 6]
+
+
+def test_tensorboard_plugin_writes_what_a_writer_is_given(tmp_path, tiny_data, capsys, monkeypatch):
+    """The logger's own logic, with a stand-in SummaryWriter (tensorboard is an optional extra)."""
+    import sys
+    import types
+
+    import ganzoo_plugins.tensorboard as tb
+
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir, purge_step, flush_secs):
+            calls.append(("open", purge_step))
+
+        def add_scalar(self, tag, value, step):
+            calls.append(("scalar", tag, step))
+
+        def add_image(self, tag, image, step, dataformats):
+            calls.append(("image", tag, step, image.shape[-1], dataformats))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append(("close",))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    monkeypatch.setattr(tb, "available", lambda: True)
+    run = tmp_path / "r"
+    assert main(["train", "dcgan", "--data-dir", str(tiny_data), "--epochs", "2", "--out", str(run), *FAST]) == 0
+    assert calls[0] == ("open", None) and calls[-1] == ("close",)
+    assert [c[2] for c in calls if c[:2] == ("scalar", "train/d_loss")] == [2, 4, 6]
+    assert [c[2:] for c in calls if c[0] == "image"] == [(3, 3, "HWC"), (6, 3, "HWC")]
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
+    assert ("open", 6) in calls  # a resumed run purges what a crash wrote past its checkpoint

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import ganzoo
+from ganzoo.cli import main
 
 
 def sigmoid(x: float) -> float:
@@ -114,3 +115,12 @@ def test_losses_refuse_models_they_cannot_train():
     fake_gan = type("G", (), {"discriminator": SigmoidCritic()})()
     assert "sigmoid" in wgp.check(fake_gan)
     assert ganzoo.create_loss("hinge").check(ganzoo.create_model("dcgan")) is None
+
+
+def test_wasserstein_loss_refuses_a_batchnorm_critic_from_the_cli(tiny_data, tmp_path, capsys):
+    code = main(["train", "dcgan", "--loss", "wgan-gp", "--data-dir", str(tiny_data), "--out", str(tmp_path / "r"),
+                 "--set", "model.d_batchnorm=true"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "loss 'wgan-gp' cannot train model 'dcgan': the critic uses BatchNorm" in err
+
+

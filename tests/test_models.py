@@ -3,10 +3,15 @@ import torch
 from torch import nn
 
 import ganzoo
+from conftest import make_trainer
+from ganzoo.data import to_unit_range
 from ganzoo.errors import ConfigError, UnknownNameError
-from ganzoo.interfaces import GAN, Discriminator, Generator
+from test_layers import _layout
+from ganzoo.interfaces import GAN, Discriminator, DiscriminatorOutput, Generator, as_output
 
 SHAPES = [(1, 28, 28), (3, 32, 32)]
+CONV_MODELS = ["dcgan", "cgan", "acgan", "sngan", "wgan-gp"]
+CL = torch.channels_last
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
@@ -22,12 +27,10 @@ def test_every_registered_model_builds_and_trains_one_step(name, shape):
     fake = gan.generator(z, y)
     assert fake.shape == (4, *shape)
     assert fake.min() >= -1 and fake.max() <= 1
-    out = gan.discriminator(fake, y)
-    logits = out[0] if isinstance(out, tuple) else out
-    assert logits.shape == (4,)
-    if isinstance(out, tuple):
-        assert out[1].shape == (4, 10)
-    logits.mean().backward()
+    out = as_output(gan.discriminator(fake, y))
+    assert out.logits.shape == (4,)
+    assert all(v.shape[0] == 4 for v in out.extras.values())
+    out.logits.mean().backward()
     grads = [p.grad for n, p in gan.generator.named_parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     images = gan.generator.sample(3, y=y[:3] if y is not None else None)
@@ -100,7 +103,89 @@ def test_variant_defaults_follow_their_papers():
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in sn.discriminator.modules())
     critic = ganzoo.create_model("wgan-gp").discriminator
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in critic.modules())
-    with pytest.raises(ConfigError, match="cannot use BatchNorm"):
+    with pytest.raises(ConfigError, match="fixed to False"):
         ganzoo.create_model("wgan-gp", d_batchnorm=True)
     acgan = ganzoo.create_model("acgan", num_classes=10)
     assert acgan.discriminator.classifier.out_features == 10 and acgan.generator.num_classes == 10
+    out = acgan.discriminator(torch.zeros(2, 1, 28, 28))
+    assert isinstance(out, DiscriminatorOutput) and out.extras["classes"].shape == (2, 10)
+
+
+def test_acgan_adds_its_class_losses_through_the_gan_interface():
+    """The trainer knows no class losses: acgan's GAN returns them as extra terms for D and for G."""
+    import torch.nn.functional as F
+
+    from ganzoo.interfaces import Batch
+
+    torch.manual_seed(0)
+    gan = ganzoo.create_model("acgan", num_classes=10, aux_weight=0.5, width=8)
+    y = torch.tensor([1, 7, 7, 2])
+    fake = gan.generator(gan.generator.sample_latent(4), y)
+    real = torch.rand(4, 1, 28, 28) * 2 - 1
+    real_out, fake_out = gan.discriminator(real), gan.discriminator(fake)
+    batch = Batch(real, fake, torch.zeros(4, 100), y)
+    d_terms = gan.discriminator_terms(real_out, fake_out, batch)
+    expected = 0.5 * (F.cross_entropy(real_out.extras["classes"], y) + F.cross_entropy(fake_out.extras["classes"], y))
+    assert d_terms.keys() == {"class"} and torch.allclose(d_terms["class"], expected)
+    g_terms = gan.generator_terms(fake_out, batch)
+    assert torch.allclose(g_terms["class"], 0.5 * F.cross_entropy(fake_out.extras["classes"], y))
+    plain = ganzoo.create_model("dcgan", width=8)
+    assert plain.discriminator_terms(as_output(torch.zeros(4)), as_output(torch.zeros(4)), batch) == {}
+
+
+def test_a_discriminator_returning_a_tuple_gets_a_migration_message():
+    with pytest.raises(TypeError, match="DiscriminatorOutput.*CHANGELOG"):
+        as_output((torch.zeros(2), torch.zeros(2, 10)))
+
+
+# --- the channels-last promise of the built-in convolutional models -----------------------------
+
+@pytest.mark.parametrize("model", CONV_MODELS)
+def test_builtin_conv_models_train_channels_last_in_one_layout(tmp_path, tiny_data, model):
+    """Every op on a batch of activations sees one layout: a mixed one is several times slower on CPU."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    trainer = make_trainer(tmp_path / "run", tiny_data, model, channels_last=True)
+    assert trainer.speed.channels_last is True and trainer.summary()["channels_last"] is True
+    mixed: set[str] = set()
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func not in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default, torch.ops.aten._to_copy.default):
+                outs = out if isinstance(out, (tuple, list)) else [out]
+                layouts = {_layout(t) for t in [*args, *outs]
+                           if isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[0] == 24 and t.shape[1] > 1}
+                if len(layouts - {None}) > 1:
+                    mixed.add(str(func))
+            return out
+
+    idx = torch.arange(24)
+    y = trainer.labels[idx] if trainer.gan.generator.num_classes else None
+    with Watch():
+        trainer.train_step(to_unit_range(trainer.images[idx]), y)
+    # wgan-gp's double backward transposes weights internally; its first-order passes are checked
+    allowed = {"aten.convolution.default", "aten.convolution_backward.default"} if model == "wgan-gp" else set()
+    assert mixed <= allowed, mixed
+
+
+@pytest.mark.parametrize("model", CONV_MODELS)
+def test_channels_last_computes_what_contiguous_memory_computes(tmp_path, tiny_data, model):
+    torch.manual_seed(0)
+    plain = make_trainer(tmp_path / "a", tiny_data, model, channels_last=False)
+    torch.manual_seed(0)
+    cl = make_trainer(tmp_path / "b", tiny_data, model, channels_last=True)
+    assert _layout(next(p for p in cl.gan.parameters() if p.dim() == 4 and p.shape[1] > 1)) == "L"
+    idx = torch.arange(24)
+    y = plain.labels[idx] if plain.gan.generator.num_classes else None
+    real = to_unit_range(plain.images[idx])
+    outs = []
+    for trainer in (plain, cl):
+        torch.manual_seed(1)
+        trainer.gan.discriminator.eval()  # no dropout: its masks follow memory order, so they would differ
+        trainer.train_step(real, y)
+        outs.append(trainer.gan.state_dict())
+    for key in outs[0]:
+        torch.testing.assert_close(outs[0][key], outs[1][key], rtol=1e-4, atol=1e-5, msg=key)
+
+

@@ -19,13 +19,29 @@ EXAMPLE = ROOT / "examples" / "plugins" / "ganzoo-resizeconv"
 
 
 class Venv:
-    """A virtualenv that sees this ganzoo (and torch) through the system site-packages."""
+    """A throwaway virtualenv that sees the packages of the environment running the tests (torch,
+    ganzoo, pytest), whatever that environment is: a venv, a conda env or the system Python.
+
+    ``venv --system-site-packages`` would expose the *base* interpreter's packages, which inside a
+    virtualenv are not the ones the tests run with; a ``.pth`` line that calls ``site.addsitedir``
+    on the running environment's site-packages does (and runs their ``.pth`` files, so an
+    editable ganzoo is found too). Packages installed into the throwaway env come first.
+    """
 
     def __init__(self, path: Path) -> None:
+        import site
+        import sysconfig
+
         self.path = path
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)], check=True)
-        self.python = str(path / "bin" / "python")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GANZOO_")}
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+        self.python = str(path / ("Scripts" if os.name == "nt" else "bin") / "python")
+        purelib = subprocess.run([self.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        parents = [p for p in dict.fromkeys([*site.getsitepackages(), sysconfig.get_path("purelib"),
+                                             sysconfig.get_path("platlib")]) if Path(p).is_dir()]
+        (Path(purelib) / "_ganzoo_test_parent_env.pth").write_text(
+            "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in parents) + "\n")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GANZOO_") and k != "PYTHONPATH"}
 
     def pip_install(self, package: Path) -> None:
         subprocess.run([self.python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
@@ -41,7 +57,11 @@ class Venv:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Venv:
-    return Venv(tmp_path_factory.mktemp("venv") / "env")
+    env = Venv(tmp_path_factory.mktemp("venv") / "env")
+    seen = env.run("-c", "import ganzoo, torch, pytest, setuptools; print(ganzoo.__file__)")
+    assert seen.returncode == 0, seen.stderr  # the throwaway env sees the tested ganzoo and its tools
+    assert Path(seen.stdout.strip()).resolve().parent == Path(__import__("ganzoo").__file__).resolve().parent
+    return env
 
 
 @pytest.fixture(scope="module")

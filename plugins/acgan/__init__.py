@@ -1,31 +1,33 @@
 """acgan: the auxiliary-classifier GAN of Odena, Olah and Shlens (2017) on the DCGAN builder.
 
 G is conditioned on the class; D has a second head that predicts the class of real and fake
-images. The trainer adds the classification losses (weight ``train.aux_weight``) to both players.
+images. Its GAN adds ``aux_weight`` x the class losses to both players' objectives (model.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ganzoo import hookimpl
-from ganzoo.config import option
-from ganzoo_plugins.dcgan import DCGANOptions
+from ganzoo import option
+from ganzoo_plugins.dcgan import DCGANOptions, variant
 
 
 @dataclass(frozen=True)
 class ACGANOptions(DCGANOptions):
-    aux_classifier: bool = option(True, help="D also predicts the class; G is conditional (Odena et al. 2017)")
+    aux_weight: float = option(1.0, min=0, help="weight of the class losses (the paper's L_C) in both objectives")
 
 
-def build(options: ACGANOptions, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
-    from ganzoo_plugins.dcgan.model import build_dcgan
+def _with_class_losses(gan: Any, options: ACGANOptions) -> Any:
+    from .model import AuxiliaryClassifierGAN
 
-    return build_dcgan(options, image_shape=image_shape, num_classes=num_classes, name="acgan")
+    return AuxiliaryClassifierGAN(gan.generator, gan.discriminator, aux_weight=options.aux_weight,
+                                  channels_last=gan.channels_last)
 
 
-@hookimpl
-def register_models(register: Any) -> None:
-    register("acgan", build, options=ACGANOptions,
-             description="auxiliary-classifier GAN: D also predicts the class (Odena et al. 2017)")
+register_models = variant(
+    "acgan", aux_classifier=True, options=ACGANOptions, wrap=_with_class_losses,
+    folder=Path(__file__).parent,
+    description="auxiliary-classifier GAN: D also predicts the class (Odena et al. 2017)",
+)

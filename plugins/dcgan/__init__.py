@@ -1,15 +1,22 @@
-"""DCGAN (Radford et al., 2015) as the source documents describe it for 28x28 images.
+"""DCGAN (Radford et al., 2015) as the source documents describe it for 28x28 images, and the
+helper its family of variants (cgan, acgan, sngan, wgan-gp) registers through.
 
 Registration only: torch is imported when a model is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ganzoo import hookimpl
-from ganzoo.config import option
+from ganzoo import hookimpl, option, recipes_in
+
+# What makes each variant of the family what it is: fixed by the variant, never a user's option.
+SWITCHES = ("conditional", "aux_classifier", "spectral_norm")
 
 
 @dataclass(frozen=True)
@@ -21,24 +28,61 @@ class DCGANOptions:
     d_batchnorm: bool = option(False, help="BatchNorm after D's second convolution")
     dropout: float = option(0.3, min=0, max=0.95, help="dropout rate after each conv of D (0 = off)")
     leaky_slope: float = option(0.2, min=0, max=1, help="negative slope of every LeakyReLU")
-    spectral_norm: bool = option(False, help="spectral normalisation on D's layers (Miyato et al. 2018)")
-    conditional: bool = option(False, help="feed the class label to G and D (Mirza & Osindero 2014)")
-    aux_classifier: bool = option(False, help="D also predicts the class; G is conditional (Odena et al. 2017)")
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
 
 
-def build(options: DCGANOptions, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
-    from .model import build_dcgan
+def dcgan_options(name: str, *, base: type = DCGANOptions, without: Iterable[str] = (), **defaults: Any) -> type:
+    """``base`` as a new frozen options dataclass with other ``defaults`` and ``without`` some keys.
 
-    return build_dcgan(options, image_shape=image_shape, num_classes=num_classes)
+    A variant whose paper fixes a setting (wgan-gp's critic has no BatchNorm) leaves the key out
+    instead of offering an option with one legal value.
+    """
+    hints = typing.get_type_hints(base)
+    fields = []
+    for f in dataclasses.fields(base):
+        if f.name in without:
+            continue
+        default = defaults.pop(f.name, f.default)
+        fields.append((f.name, hints[f.name], dataclasses.field(default=default, metadata=f.metadata)))
+    if defaults:
+        raise TypeError(f"{base.__name__} has no option {', '.join(defaults)}")
+    namespace = {"__post_init__": base.__post_init__} if hasattr(base, "__post_init__") else {}
+    return dataclasses.make_dataclass(name, fields, frozen=True, namespace=namespace)
 
 
-@hookimpl
-def register_models(register: Any) -> None:
-    register(
-        "dcgan", build, options=DCGANOptions,
-        description="dense+reshape, transposed convs up (G); strided convs, one logit (D)",
-    )
+def variant(name: str, *, description: str, options: type = DCGANOptions, folder: str | Path | None = None,
+            wrap: Callable[[Any, Any], Any] | None = None, **switches: bool) -> Callable[..., None]:
+    """A ``register_models`` hook for a DCGAN-family variant: the shared builder with its
+    ``switches`` fixed, its ``options``, and the recipes in ``folder/recipes``. ``wrap(gan, options)``
+    may return a GAN subclass that adds the variant's own loss terms.
+
+    ``switches`` are :data:`SWITCHES` (off unless given) and any :class:`DCGANOptions` key that the
+    variant's ``options`` leave out (wgan-gp fixes ``d_batchnorm=False``).
+    """
+    option_keys = {f.name for f in dataclasses.fields(DCGANOptions)} - {f.name for f in dataclasses.fields(options)}
+    unknown = set(switches) - set(SWITCHES) - option_keys
+    if unknown:
+        raise TypeError(f"unknown DCGAN switch {', '.join(sorted(unknown))}; known: {', '.join(SWITCHES)}")
+    fixed = {**dict.fromkeys(SWITCHES, False), **{k: bool(v) for k, v in switches.items()}}
+    recipes = recipes_in(Path(folder) / "recipes") if folder and (Path(folder) / "recipes").is_dir() else None
+
+    def build(opts: Any, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
+        from ganzoo_plugins.dcgan.model import build_dcgan
+
+        gan = build_dcgan(opts, image_shape=image_shape, num_classes=num_classes, name=name, **fixed)
+        return wrap(gan, opts) if wrap is not None else gan
+
+    @hookimpl
+    def register_models(register: Any) -> None:
+        register(name, build, options=options, description=description, recipes=recipes, fixed=fixed)
+
+    return register_models
+
+
+register_models = variant(
+    "dcgan", folder=Path(__file__).parent,
+    description="dense+reshape, transposed convs up (G); strided convs, one logit (D)",
+)

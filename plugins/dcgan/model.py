@@ -1,8 +1,8 @@
 """DCGAN generator and discriminator for any image size divisible by 4 (28x28, 32x32, ...).
 
-One builder serves every DCGAN-shaped variant in the zoo: class conditioning (cgan), an auxiliary
-classifier head (acgan), spectral normalisation (sngan) and a BatchNorm-free critic (wgan-gp) are
-options, not copies.
+One builder serves every DCGAN-shaped variant in the zoo; what makes a variant (class conditioning
+for cgan, a class head for acgan, spectral normalisation for sngan, a BatchNorm-free critic for
+wgan-gp) is a switch the variant fixes, not a copy of the networks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.interfaces import GAN, Discriminator, DiscriminatorOutput, Generator
 from ganzoo.layers import Dropout, Flatten, memory_format_of
 
 
@@ -39,8 +39,7 @@ class DCGANGenerator(Generator):
         w, k, bn, slope = options.width, options.kernel_size, options.g_batchnorm, options.leaky_slope
         # conditional: z is multiplied by a learned class embedding (so the label cannot replace the noise)
         self.embed = nn.Embedding(num_classes, options.latent_dim) if num_classes else None
-        inputs = options.latent_dim
-        self.project = nn.Linear(inputs, 4 * w * self.base[0] * self.base[1], bias=not bn)
+        self.project = nn.Linear(options.latent_dim, 4 * w * self.base[0] * self.base[1], bias=not bn)
 
         def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
             conv = nn.ConvTranspose2d(cin, cout, k, stride, padding=k // 2, output_padding=stride - 1, bias=not bn)
@@ -65,14 +64,15 @@ class DCGANGenerator(Generator):
 
 
 class DCGANDiscriminator(Discriminator):
-    def __init__(self, options: Any, image_shape: tuple[int, int, int], num_classes: int | None = None,
-                 *, conditional: bool = False) -> None:
+    def __init__(self, options: Any, image_shape: tuple[int, int, int], num_classes: int | None = None, *,
+                 label_input: bool = False, class_head: bool = False, spectral_norm: bool = False,
+                 batchnorm: bool = False) -> None:
         super().__init__(image_shape, num_classes)
         channels, height, width = image_shape
         w, k, slope, p = options.width, options.kernel_size, options.leaky_slope, options.dropout
-        sn = nn.utils.parametrizations.spectral_norm if options.spectral_norm else (lambda m: m)
-        # conditional: the label enters as one extra input channel, a learned map per class
-        self.label_map = nn.Embedding(num_classes, height * width) if conditional and num_classes else None
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        # label_input (cgan): the label enters as one extra input channel, a learned map per class
+        self.label_map = nn.Embedding(num_classes, height * width) if label_input and num_classes else None
 
         def drop() -> list[nn.Module]:
             return [Dropout(p)] if p > 0 else []
@@ -80,19 +80,19 @@ class DCGANDiscriminator(Discriminator):
         self.features = nn.Sequential(
             sn(nn.Conv2d(channels + (1 if self.label_map is not None else 0), w, k, 2, padding=k // 2)),
             nn.LeakyReLU(slope, inplace=True), *drop(),
-            sn(nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not options.d_batchnorm)),
-            *([nn.BatchNorm2d(2 * w)] if options.d_batchnorm else []),
+            sn(nn.Conv2d(w, 2 * w, k, 2, padding=k // 2, bias=not batchnorm)),
+            *([nn.BatchNorm2d(2 * w)] if batchnorm else []),
             nn.LeakyReLU(slope, inplace=True), *drop(),
             Flatten(),
         )
         # stride-2 convs with 'same' padding give ceil(size / 2) twice
         flat = 2 * w * math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
         self.head = sn(nn.Linear(flat, 1))
-        # acgan: a second head predicts the class of every image, real or fake
-        self.classifier = nn.Linear(flat, num_classes) if options.aux_classifier and num_classes else None
+        # class_head (acgan): a second head predicts the class of every image, real or fake
+        self.classifier = nn.Linear(flat, num_classes) if class_head and num_classes else None
         self.apply(_init_dcgan)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | DiscriminatorOutput:
         if self.label_map is not None:
             if y is None:
                 raise ValueError("this discriminator is conditional: pass class labels y")
@@ -101,22 +101,26 @@ class DCGANDiscriminator(Discriminator):
         h = self.features(x)
         logits = self.head(h).squeeze(1)
         if self.classifier is not None:
-            return logits, self.classifier(h)
+            return DiscriminatorOutput(logits, {"classes": self.classifier(h)})
         return logits
 
 
 def build_dcgan(options: Any, *, image_shape: tuple[int, int, int], num_classes: int | None = None,
-                name: str = "dcgan") -> GAN:
+                name: str = "dcgan", conditional: bool = False, aux_classifier: bool = False,
+                spectral_norm: bool = False, d_batchnorm: bool | None = None) -> GAN:
+    """The DCGAN pair. ``conditional``: labels go to G and D; ``aux_classifier``: labels go to G and
+    D gets a class head; ``d_batchnorm`` None takes ``options.d_batchnorm``."""
     _, height, width = image_shape
     if height % 4 or width % 4:
         raise ConfigError(f"{name} needs image height and width divisible by 4, got {height}x{width}")
-    conditional = options.conditional or options.aux_classifier
-    if conditional and not num_classes:
+    labelled = conditional or aux_classifier
+    if labelled and not num_classes:
         raise ConfigError(f"{name} is class-conditional and needs a dataset with class labels")
-    g_classes = num_classes if conditional else None
+    classes = num_classes if labelled else None
+    batchnorm = options.d_batchnorm if d_batchnorm is None else d_batchnorm
     return GAN(
-        DCGANGenerator(options, image_shape, g_classes),
-        DCGANDiscriminator(options, image_shape, num_classes if conditional else None,
-                           conditional=options.conditional),
+        DCGANGenerator(options, image_shape, classes),
+        DCGANDiscriminator(options, image_shape, classes, label_input=conditional, class_head=aux_classifier,
+                           spectral_norm=spectral_norm, batchnorm=batchnorm),
         channels_last=True,
     )

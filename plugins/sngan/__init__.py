@@ -1,31 +1,12 @@
-"""sngan: spectral normalisation in D with the hinge loss (Miyato et al., 2018), DCGAN-shaped."""
+"""sngan: spectral normalisation on every layer of D with the hinge loss (Miyato et al., 2018), DCGAN-shaped."""
 
-from __future__ import annotations
+from pathlib import Path
 
-from dataclasses import dataclass
-from typing import Any
+from ganzoo_plugins.dcgan import dcgan_options, variant
 
-from ganzoo import hookimpl
-from ganzoo.config import option
-from ganzoo_plugins.dcgan import DCGANOptions
+SNGANOptions = dcgan_options("SNGANOptions", dropout=0.0)
 
-
-@dataclass(frozen=True)
-class SNGANOptions(DCGANOptions):
-    d_batchnorm: bool = option(False, help="BatchNorm after D's second convolution")
-    dropout: float = option(0.0, min=0, max=0.95, help="dropout rate after each conv of D (0 = off)")
-    spectral_norm: bool = option(True, help="spectral normalisation on D's layers (Miyato et al. 2018)")
-
-
-def build(options: SNGANOptions, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
-    from ganzoo_plugins.dcgan.model import build_dcgan
-
-    return build_dcgan(options, image_shape=image_shape, num_classes=num_classes, name="sngan")
-
-
-
-
-@hookimpl
-def register_models(register: Any) -> None:
-    register("sngan", build, options=SNGANOptions,
-             description="spectrally normalised D, trained with the hinge loss (Miyato et al. 2018)")
+register_models = variant(
+    "sngan", spectral_norm=True, options=SNGANOptions, folder=Path(__file__).parent,
+    description="spectrally normalised D, trained with the hinge loss (Miyato et al. 2018)",
+)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ganzoo import hookimpl
-from ganzoo.config import option
+from ganzoo import hookimpl, option, recipes_in
 
 
 @dataclass(frozen=True)
@@ -33,5 +33,5 @@ def build(options: VanillaOptions, *, image_shape: tuple[int, int, int], num_cla
 
 @hookimpl
 def register_models(register: Any) -> None:
-    register("vanilla", build, options=VanillaOptions,
+    register("vanilla", build, options=VanillaOptions, recipes=recipes_in(Path(__file__).parent / "recipes"),
              description="fully connected G and D with LeakyReLU (Goodfellow et al. 2014)")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.interfaces import Discriminator, Loss
+from ganzoo.interfaces import Discriminator, Loss, logits_of
 
 
 class WassersteinGP(Loss):
@@ -33,8 +33,7 @@ class WassersteinGP(Loss):
         # one epsilon and one gradient norm per sample (not one norm over the batch)
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        out = discriminator(x_hat, y)
-        scores = out[0] if isinstance(out, tuple) else out
+        scores = logits_of(discriminator(x_hat, y))
         (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norms = grads.flatten(1).norm(2, dim=1)
         return self.penalty_weight * ((norms - 1.0) ** 2).mean()

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ganzoo import hookimpl
-from ganzoo.config import option
+from ganzoo import hookimpl, option
 
 
 @dataclass(frozen=True)

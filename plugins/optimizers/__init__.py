@@ -1,13 +1,18 @@
-"""Optimizers selectable per network, each with its options dataclass. Torch is imported on build."""
+"""The optimizers the source documents use: Adam, RMSprop and SGD, from ``torch.optim``.
+
+``g_optimizer.name`` and ``d_optimizer.name`` choose one per network; each field of the options
+dataclasses below is a key of that section. Registration only; torch is imported on build.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .config import option
-from .errors import UnknownNameError
+from ganzoo import hookimpl, option
+
+_FUSED_HELP = "one fused kernel for the update of all parameters; auto: on for CPU and CUDA parameters"
 
 
 @dataclass(frozen=True)
@@ -17,8 +22,7 @@ class AdamOptions:
     eps: float = option(1e-8, min=0, min_exclusive=True)
     weight_decay: float = option(0.0, min=0)
     amsgrad: bool = option(False)
-    fused: Literal["auto"] | bool = option(
-        "auto", help="one fused kernel for the update of all parameters; auto: on for CPU and CUDA parameters")
+    fused: Literal["auto"] | bool = option("auto", help=_FUSED_HELP)
 
     def __post_init__(self) -> None:
         if not all(0.0 <= b < 1.0 for b in self.betas):
@@ -42,22 +46,21 @@ class SGDOptions:
     dampening: float = option(0.0, min=0)
     weight_decay: float = option(0.0, min=0)
     nesterov: bool = option(False)
-    fused: Literal["auto"] | bool = option(
-        "auto", help="one fused kernel for the update of all parameters; auto: on for CPU and CUDA parameters")
+    fused: Literal["auto"] | bool = option("auto", help=_FUSED_HELP)
 
     def __post_init__(self) -> None:
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening = 0")
 
 
-def _torch_optimizer(class_name: str) -> Callable[[Iterable[Any], Any], Any]:
-    def build(params: Iterable[Any], options: Any) -> Any:
+def _torch_optimizer(class_name: str) -> Callable[..., Any]:
+    def build(options: Any, *, params: list[Any]) -> Any:
         import torch
 
-        params, kwargs = list(params), asdict(options)
+        kwargs = asdict(options)
         if kwargs.get("fused") == "auto":
             # PyTorch's fused Adam and SGD kernels (CPU and CUDA since 2.4) do the same update in one
-            # pass: 4.8 -> 1.2 ms per step for the dcgan generator's Adam on this project's CPU
+            # pass over all parameters (docs/benchmarks.md has the measured gain)
             tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
             supported = all(t.device.type in ("cpu", "cuda") and t.is_floating_point() for t in tensors)
             kwargs["fused"] = True if tensors and supported else None  # None: PyTorch's own default
@@ -66,19 +69,11 @@ def _torch_optimizer(class_name: str) -> Callable[[Iterable[Any], Any], Any]:
     return build
 
 
-OPTIMIZERS: dict[str, tuple[type, Callable[[Iterable[Any], Any], Any]]] = {
-    "adam": (AdamOptions, _torch_optimizer("Adam")),
-    "rmsprop": (RMSpropOptions, _torch_optimizer("RMSprop")),
-    "sgd": (SGDOptions, _torch_optimizer("SGD")),
-}
-
-
-def get_optimizer(name: str) -> tuple[type, Callable[[Iterable[Any], Any], Any]]:
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        raise UnknownNameError("optimizer", name, OPTIMIZERS) from None
-
-
-def build_optimizer(name: str, params: Iterable[Any], options: Any) -> Any:
-    return get_optimizer(name)[1](params, options)
+@hookimpl
+def register_optimizers(register: Any) -> None:
+    register("adam", _torch_optimizer("Adam"), options=AdamOptions,
+             description="Adam (Kingma & Ba 2015); lr 2e-4 and beta1 0.5 as DCGAN trains")
+    register("rmsprop", _torch_optimizer("RMSprop"), options=RMSpropOptions,
+             description="RMSprop (Tieleman & Hinton 2012), as WGAN trains its critic")
+    register("sgd", _torch_optimizer("SGD"), options=SGDOptions,
+             description="stochastic gradient descent, with optional (Nesterov) momentum")

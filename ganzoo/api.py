@@ -1,0 +1,177 @@
+"""The Python API of the commands: :func:`train` does exactly what ``ganzoo train`` does.
+
+``ganzoo.train("dcgan", dataset="fashion_mnist", epochs=1)`` layers the same settings as the CLI
+(recipe, ``config=`` file, keyword flags, ``overrides`` as ``--set``), checks everything, creates
+the run directory only when training starts, trains, and returns a :class:`Run`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, Flag, compose, dump_toml
+from .errors import ConfigError
+from .rundir import RunDir, default_run_dir, find_checkpoint, prepare_new_run
+
+__all__ = ["Run", "resolve_nproc", "train", "train_config"]
+
+
+@dataclass
+class Run:
+    """A run directory and what training it produced."""
+
+    path: Path
+    config: Config
+    summary: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # e.g. why nothing was trained
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(self.path)
+
+    @property
+    def grids(self) -> list[Path]:
+        """The per-epoch fixed-noise grids, oldest first (``samples/epoch_NNNN.png``)."""
+        return sorted(self.rundir.samples.glob("epoch_*.png"))
+
+    def sample(self, n: int = 64, *, seed: int = 0, labels: Any = None) -> Any:
+        """``n`` float images in [-1, 1] from the run's last checkpoint (EMA weights when kept)."""
+        from .sampling import generate, load_generator
+
+        generator, _ = load_generator(self.path)
+        return generate(generator, n, seed=seed, labels=labels)
+
+    def _repr_html_(self) -> str:  # a notebook shows the latest grid
+        import base64
+        import html
+
+        grid = self.grids[-1] if self.grids else None
+        status = self.summary.get("status", "not trained")
+        image = (f'<img src="data:image/png;base64,{base64.b64encode(grid.read_bytes()).decode()}" '
+                 f'style="image-rendering:pixelated" alt="{html.escape(grid.name)}">' if grid else "")
+        return f"<p>ganzoo run <code>{html.escape(str(self.path))}</code>: {html.escape(status)}</p>{image}"
+
+
+def _flags(*, data_dir: str | Path | None, loss: str | None, epochs: int | None, batch_size: int | None,
+           max_steps: int | None, seed: int | None, device: str | None, eval_every: int | None) -> list[Flag]:
+    root = str(Path(data_dir).expanduser().resolve()) if data_dir else None  # stored; must work from elsewhere
+    return [Flag("--data-dir", "data.root", root), Flag("--loss", "loss.name", loss),
+            Flag("--epochs", "train.epochs", epochs), Flag("--batch-size", "train.batch_size", batch_size),
+            Flag("--max-steps", "train.max_steps", max_steps), Flag("--seed", "train.seed", seed),
+            Flag("--device", "train.device", device), Flag("--eval-every", "train.eval_every", eval_every)]
+
+
+def train_config(model: str | None = None, *, dataset: str | None = None, recipe: str | None = None,
+                 config: str | Path | None = None, resume: str | Path | None = None,
+                 overrides: Sequence[str] | Mapping[str, Any] = (), **flags: Any) -> tuple[Config, list[str]]:
+    """The config :func:`train` would use with the same arguments, and where it came from."""
+    from .checkpoint import load_checkpoint
+
+    resumed = load_checkpoint(find_checkpoint(resume))[1]["config"] if resume is not None else None
+    flag_values = {k: flags.pop(k, None) for k in
+                   ("data_dir", "loss", "epochs", "batch_size", "max_steps", "seed", "device", "eval_every")}
+    if flags:
+        raise TypeError(f"train() got unexpected keyword arguments: {', '.join(sorted(flags))}")
+    if resumed is not None:
+        for name in ("loss", "batch_size", "seed"):
+            if flag_values[name] is not None:
+                raise ConfigError(f"--{name.replace('_', '-')} cannot change when resuming; start a new run instead")
+    return compose(model, dataset=dataset, recipe=recipe, config_file=config, flags=_flags(**flag_values),
+                   overrides=overrides, resume=resumed)
+
+
+def resolve_nproc(nproc: int | str | None, device: str = "auto") -> int:
+    """How many processes ``--nproc`` asks for on this machine: ``auto`` is one per visible GPU
+    (1 without one); on CUDA, more processes than GPUs is refused with how many there are."""
+    if nproc is None:
+        return 1
+    import torch
+
+    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    if nproc == "auto":
+        return max(gpus, 1)
+    count = int(nproc)
+    if count < 1:
+        raise ConfigError(f"--nproc must be at least 1 (or auto), got {nproc}")
+    if gpus and count > gpus:
+        raise ConfigError(f"--nproc {count} asks for one GPU per process, but this machine has {gpus} visible GPU"
+                          f"{'s' if gpus != 1 else ''}; use --nproc {gpus} (or auto), or --device cpu for CPU processes")
+    return count
+
+
+def train(model: str | None = None, *, dataset: str | None = None, recipe: str | None = None,
+          config: str | Path | None = None, data_dir: str | Path | None = None, loss: str | None = None,
+          epochs: int | None = None, batch_size: int | None = None, max_steps: int | None = None,
+          seed: int | None = None, device: str | None = None, eval_every: int | None = None,
+          overrides: Sequence[str] | Mapping[str, Any] = (), out: str | Path | None = None,
+          overwrite: bool = False, resume: str | Path | None = None, progress: bool = False,
+          log: Callable[[str], None] | None = None) -> Run:
+    """Train a GAN as ``ganzoo train`` does and return the :class:`Run`.
+
+    Arguments mirror the command's flags (``overrides`` is ``--set``: ``{"model.width": 32}`` or
+    ``["model.width=32"]``). ``progress=True`` shows the live progress bar; ``log`` receives the
+    lines the command prints besides it (where the config came from, notes).
+    """
+    from .distributed import from_env, setup, teardown
+
+    flags = dict(data_dir=data_dir, loss=loss, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                 seed=seed, device=device, eval_every=eval_every)
+    cfg, sources = train_config(model, dataset=dataset, recipe=recipe, config=config, resume=resume,
+                                overrides=overrides, **flags)
+    info = from_env()
+    if resume is not None:
+        run = RunDir(Path(resume) if Path(resume).is_dir() else find_checkpoint(resume).parent.parent)
+        sources = [f"resumed from {run.path}"]
+    else:
+        from .registry import get_dataset_spec
+
+        path = Path(out) if out else default_run_dir(cfg.model.name, get_dataset_spec(cfg.data.name).run_name(cfg.data.name))
+        run = prepare_new_run(path, overwrite=overwrite) if info.is_main else RunDir(path)
+
+    # torch is imported only now, after every cheap check has passed
+    from .device import resolve_device
+
+    info = setup(resolve_device(cfg.train.device).type)
+    try:
+        return _train(cfg, run, sources, info, resume=resume is not None, progress=progress, log=log)
+    finally:
+        teardown(info)
+
+
+def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume: bool, progress: bool,
+           log: Callable[[str], None] | None) -> Run:
+    from .atomic import atomic_write_bytes
+    from .progress import RichProgress
+    from .registry import get_registry
+    from .trainer import Trainer
+
+    say = log if log is not None and info.is_main else (lambda text: None)
+    trainer = Trainer(config, run, dist=info)  # loads data and builds everything: may raise, writes nothing
+    if resume:
+        trainer.restore(run.last_checkpoint)
+        if trainer.state.step >= trainer.total_steps:
+            note = (f"{run.path} has already trained {trainer.state.epoch} epochs ({trainer.state.step} steps); "
+                    "raise --epochs to train further")
+            say(note)
+            summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
+            return Run(run.path, config, summary, note)
+    for source in sources:
+        say(f"config: {source}")
+    manager = get_registry().plugins.manager
+    reporter = RichProgress() if progress and info.is_main else None
+    if reporter is not None:
+        manager.register(reporter, name="ganzoo-progress")
+    try:
+        if info.is_main:
+            run.create()
+            atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
+        summary = trainer.fit()
+    finally:
+        if reporter is not None:
+            reporter.close()
+            manager.unregister(reporter)
+    return Run(run.path, config, summary)

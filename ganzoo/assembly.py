@@ -1,0 +1,103 @@
+"""A run's parts, put together from its config: data in memory, the GAN, its loss and optimizers,
+the speed settings, data parallelism and the generator's EMA. Every check that can fail on a
+user's input happens here, before any file is written."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .config import Config
+from .data import DatasetSplit, load_images
+from .device import SpeedSettings, resolve_device
+from .distributed import DistInfo
+from .errors import ConfigError
+from .interfaces import GAN, Loss
+from .layers import set_fast_dropout
+from .malloc import retain_freed_memory
+from .registry import create_loss, create_model, create_optimizer
+from .step import StepModules
+
+
+@dataclass
+class Assembly:
+    device: torch.device
+    data: DatasetSplit  # on the device
+    gan: GAN
+    loss: Loss
+    speed: SpeedSettings
+    step: StepModules
+    batch_size: int  # the global batch (the dataset may be smaller than train.batch_size)
+
+    @property
+    def ema(self) -> torch.nn.Module | None:
+        return self.step.ema
+
+
+def training_device(config: Config, dist: DistInfo) -> torch.device:
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    return device
+
+
+def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
+    dist = dist or DistInfo()
+    t = config.train
+    device = training_device(config, dist)
+    if t.batch_size % dist.world_size:
+        raise ConfigError(f"train.batch_size {t.batch_size} is the global batch and must divide evenly "
+                          f"over {dist.world_size} processes")
+    torch.manual_seed(t.seed)
+    data = load_images(config.data.name, config.data.root, train=True, download=config.data.download,
+                       limit=config.data.limit, options=config.data.options)
+    gan = create_model(config.model.name, config.model.options, image_shape=data.image_shape,
+                       num_classes=data.num_classes).to(device)
+    loss = create_loss(config.loss.name, config.loss.options)
+    reason = loss.check(gan)
+    if reason:
+        raise ConfigError(f"loss {config.loss.name!r} cannot train model {config.model.name!r}: {reason}")
+    if gan.generator.num_classes and data.labels is None:
+        raise ConfigError(f"model {config.model.name!r} is class-conditional, but dataset "
+                          f"{config.data.name!r} has no labels")
+
+    speed = SpeedSettings.resolve(t, device, channels_last_ok=gan.channels_last)
+    if speed.reuse_memory and not retain_freed_memory():
+        speed = dataclasses.replace(speed, reuse_memory=False)  # not glibc: nothing to tune
+    set_fast_dropout(gan, speed.fast_dropout)
+    if speed.channels_last:
+        gan.to(memory_format=torch.channels_last)
+    G, D = gan.generator, gan.discriminator
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+        torch.manual_seed(t.seed + 7919 * dist.rank)  # each rank its own dropout masks
+    # D_frozen serves G's update: D's weights take no gradient there, so it needs no DDP sync
+    D_frozen: torch.nn.Module = gan.discriminator
+    if speed.compile:
+        G, D, D_frozen = (torch.compile(m) for m in (G, D, D_frozen))
+    scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda")) if speed.precision == "fp16" else None
+    ema = copy.deepcopy(gan.generator).requires_grad_(False) if t.ema_decay > 0 else None
+    step = StepModules(
+        gan=gan, G=G, D=D, D_frozen=D_frozen, loss=loss,
+        opt_g=create_optimizer(config.g_optimizer.name, gan.generator.parameters(), config.g_optimizer.options),
+        opt_d=create_optimizer(config.d_optimizer.name, gan.discriminator.parameters(), config.d_optimizer.options),
+        device_type=device.type, dtype=speed.dtype, scalers=scalers, channels_last=speed.channels_last,
+        ema=ema, ema_decay=t.ema_decay,
+    )
+    on_device = DatasetSplit(data.images.to(device), data.labels.to(device) if data.labels is not None else None,
+                             data.class_names)
+    return Assembly(device, on_device, gan, loss, speed, step, min(t.batch_size, len(data.images)))
+
+
+def describe(assembly: Assembly) -> dict[str, Any]:
+    """What the speed settings resolved to, for the run's summary."""
+    s = assembly.speed
+    return {"precision": s.precision, "channels_last": s.channels_last, "compile": s.compile,
+            "fast_dropout": s.fast_dropout, "reuse_memory": s.reuse_memory}

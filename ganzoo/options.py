@@ -1,0 +1,186 @@
+"""The option schema every pluggable thing shares: a frozen dataclass whose fields are config keys.
+
+``option(default, min=..., max=..., help=...)`` declares a field; :func:`build_options` makes an
+instance from user values (types checked, lossless conversions only, ranges checked, unknown keys
+suggested); :func:`describe_options` and :func:`options_to_dict` are what ``ganzoo list`` and the
+run directory show. This module imports nothing of ganzoo but its errors, so plugins, the config
+layer and the registry can all stand on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError, UnknownNameError
+
+__all__ = ["NoOptions", "build_options", "coerce", "describe_options", "option", "options_to_dict"]
+
+
+def option(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
+           min_exclusive: bool = False) -> Any:
+    """A dataclass field for a config option, with an optional range that is checked on load."""
+    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive}
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a component that takes none."""
+
+
+def type_name(annotation: Any) -> str:
+    """How a type reads in an error message: ``"an integer"``, ``"'auto' or true or false"``."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return f"a list of {type_name(args[0]) if args else 'values'}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def _coerce_union(value: Any, annotation: Any, key: str, fail: Any) -> Any:
+    args = typing.get_args(annotation)
+    if value is None or (type(None) in args and isinstance(value, str) and value.lower() in ("none", "null")):
+        if type(None) in args:
+            return None
+        raise fail()
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return coerce(value, arg, key)
+        except ConfigError:
+            continue
+    raise fail()
+
+
+def _coerce_sequence(value: Any, annotation: Any, key: str, fail: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise fail()
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise ConfigError(f"config key {key!r} must be a list of {len(args)} values, got {value!r}")
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    inner = args[0] if args else Any
+    items = [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_float(value: Any, key: str, fail: Any) -> float:
+    if isinstance(value, bool):
+        raise fail()
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise fail() from None
+    if not isinstance(value, (int, float)):
+        raise fail()
+    if not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a type annotation, converting only where nothing is lost (int -> float)."""
+    def fail() -> ConfigError:
+        return ConfigError(f"config key {key!r} must be {type_name(annotation)}, got {value!r}")
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _coerce_union(value, annotation, key, fail)
+    if origin is Literal:
+        if value in typing.get_args(annotation) and type(value) in {type(a) for a in typing.get_args(annotation)}:
+            return value
+        raise fail()
+    if origin in (tuple, list):
+        return _coerce_sequence(value, annotation, key, fail)
+    if annotation is Any:
+        return value
+    if annotation is float:
+        return _coerce_float(value, key, fail)
+    if annotation is int and isinstance(value, bool):
+        raise fail()
+    if annotation in (bool, int, str) and isinstance(value, annotation):
+        return value
+    raise fail()
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None:
+        if meta.get("min_exclusive") and value <= lo:
+            raise ConfigError(f"config key {key!r} must be greater than {lo}, got {value!r}")
+        if value < lo:
+            raise ConfigError(f"config key {key!r} must be at least {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"config key {key!r} must be at most {hi}, got {value!r}")
+
+
+def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    """An instance of the options dataclass ``cls`` made from ``values``.
+
+    ``where`` names the section in messages (``"model"``). Unknown keys, wrong types and values out
+    of range raise :class:`ConfigError` naming the full key; so does a ``ValueError`` raised by the
+    dataclass's own ``__post_init__`` checks.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UnknownNameError(
+                f"config key in [{where}]", key, fields,
+                hint="Known keys: " + (", ".join(sorted(fields)) or "none") + ".",
+            )
+        full = f"{where}.{key}"
+        value = coerce(value, hints[key], full)
+        _check_range(value, fields[key].metadata, full)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def options_to_dict(options: Any) -> dict[str, Any]:
+    """A dataclass instance as TOML-friendly values (tuples become lists, None is left out)."""
+    out = {}
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if value is None:
+            continue
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def option_defaults(cls: type) -> dict[str, Any]:
+    """Every field's default, TOML-friendly (tuples as lists; fields defaulting to None included)."""
+    return {key: default for key, _, default, _ in describe_options(cls)}
+
+
+def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
+    """``(key, type, default, help)`` for each field of an options dataclass."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, type_name(hints[f.name]), list(default) if isinstance(default, tuple) else default,
+                     f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,116 @@
+"""One adversarial training step: a function of tensors and modules, nothing else.
+
+The discriminator learns from a real and a fake batch; then, every ``d_steps``-th step, the
+generator learns from the same fake batch (one generator forward per step) while D's weights take
+no gradient. Losses are computed in fp32 even under autocast. Everything it returns is a detached
+tensor, so the caller decides when to read values back to the host.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .interfaces import GAN, Batch, DiscriminatorOutput, Loss, as_output
+
+
+@dataclass
+class StepModules:
+    """What a step needs. ``G``, ``D`` and ``D_frozen`` are the networks as called (possibly wrapped
+    for data parallelism or compiled); ``gan`` holds the plain modules."""
+
+    gan: GAN
+    G: torch.nn.Module
+    D: torch.nn.Module
+    D_frozen: torch.nn.Module
+    loss: Loss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    device_type: str
+    dtype: torch.dtype | None = None  # autocast dtype; None: no autocast
+    scalers: tuple[Any, Any] | None = None  # fp16 loss scalers for D and G
+    channels_last: bool = False
+    ema: torch.nn.Module | None = None
+    ema_decay: float = 0.0
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: Any) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _add_terms(loss: torch.Tensor, terms: dict[str, torch.Tensor], prefix: str,
+               out: dict[str, torch.Tensor]) -> torch.Tensor:
+    for name, value in terms.items():
+        loss = loss + value
+        out[f"{prefix}_{name}"] = value.detach()
+    return loss
+
+
+def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | None,
+                         z: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, DiscriminatorOutput]:
+    """Update D once; return its metrics, the fake batch (with G's graph) and D's output on the reals."""
+    with m.autocast():
+        fake = m.G(z, y)  # conditional G: fakes take the labels of the real batch
+        real_out = as_output(m.D(real, y)).float()
+        fake_out = as_output(m.D(fake.detach(), y)).float()
+    out: dict[str, torch.Tensor] = {}
+    d_loss = m.loss.discriminator_loss(real_out.logits, fake_out.logits)
+    d_loss = _add_terms(d_loss, m.gan.discriminator_terms(real_out, fake_out, Batch(real, fake.detach(), z, y)), "d", out)
+    penalty = m.loss.penalty(m.gan.discriminator, real, fake.detach().float(), y)
+    if penalty is not None:
+        d_loss = d_loss + penalty
+    _update(d_loss, m.opt_d, m.scalers[0] if m.scalers else None)
+    out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(real_out.logits.detach()).mean(),
+               d_fake=torch.sigmoid(fake_out.logits.detach()).mean())
+    return out, fake, real_out
+
+
+def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                     z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Update G once from ``fake`` (still attached to G's graph); D's weights take no gradient."""
+    m.gan.discriminator.requires_grad_(False)
+    out: dict[str, torch.Tensor] = {}
+    try:
+        with m.autocast():
+            fake_out = as_output(m.D_frozen(fake, y)).float()
+        g_loss = m.loss.generator_loss(fake_out.logits)
+        g_loss = _add_terms(g_loss, m.gan.generator_terms(fake_out, Batch(real, fake, z, y)), "g", out)
+        _update(g_loss, m.opt_g, m.scalers[1] if m.scalers else None)
+    finally:
+        m.gan.discriminator.requires_grad_(True)
+    if m.ema is not None:
+        update_ema(m.ema, m.gan.generator, m.ema_decay)
+    out["g_loss"] = g_loss.detach()
+    return out
+
+
+def train_step(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, *,
+               update_g: bool = True) -> dict[str, torch.Tensor]:
+    """One D update and, when ``update_g``, one G update; the metrics of both."""
+    if m.channels_last:
+        real = real.contiguous(memory_format=torch.channels_last)
+    out, fake, _ = discriminator_update(m, real, y, z)
+    if update_g:
+        out.update(generator_update(m, real, fake, y, z))
+    return out
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for weights; buffers (BatchNorm statistics) are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), model.buffers()):
+        ema_buffer.copy_(buffer)

@@ -1,1 +1,0 @@
-"""Tuned recipes, one TOML per (model, dataset); installed as ganzoo.zoo_configs."""
