@@ -58,6 +58,22 @@ def tiny_data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def cpu_unless_marked_cuda(request, monkeypatch):
+    """The suite means the CPU unless a test is marked ``cuda``: on a machine with a GPU, `auto`
+    would otherwise pick it (and bf16, channels-last, nondeterministic kernels) for every run.
+    CUDA tests skip, with the reason, where there is no GPU."""
+    import torch
+
+    if request.node.get_closest_marker("cuda"):
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+        return
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # for the subprocesses a test starts
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.fixture(autouse=True)
 def fresh_registry():
     """Each test sees a registry loaded from scratch, and leaves none behind."""
     from ganzoo.registry import reset_registry

@@ -41,3 +41,18 @@ def test_an_uneven_global_batch_is_refused(tiny_data, tmp_path):
     result = train(tmp_path / "c", tiny_data, "--batch-size", "15")
     assert result.returncode != 0
     assert "must divide evenly over 2 processes" in result.stderr
+
+
+def test_nproc_fits_the_machine(monkeypatch, capsys, tiny_data, tmp_path):
+    from ganzoo.api import resolve_nproc
+    from ganzoo.cli import main
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # a machine with one GPU
+    assert resolve_nproc("auto") == 1 and resolve_nproc(1) == 1
+    code = main(["train", "dcgan", "--data-dir", str(tiny_data), "--nproc", "2", "--out", str(tmp_path / "r")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "--nproc 2 asks for one GPU per process, but this machine has 1 visible GPU" in err
+    assert "--device cpu" in err and not (tmp_path / "r").exists()
+    assert resolve_nproc(2, "cpu") == 2  # CPU processes are not bound to GPUs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert resolve_nproc("auto") == 1
