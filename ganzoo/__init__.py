@@ -12,6 +12,7 @@ from .hookspecs import hookimpl
 from .options import option
 from .recipes import recipes_in
 from .registry import (
+    add_plugin,
     create_loss,
     create_model,
     create_optimizer,
@@ -28,6 +29,7 @@ from .version import __version__
 
 __all__ = [
     "Run",
+    "add_plugin",
     "__version__",
     "create_loss",
     "create_model",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise GanzooError(f"--n must be at least 10, got {args.n}")
     checkpoint = find_checkpoint(args.run)
     err = _console(stderr=True)
-    result = evaluate(checkpoint, n=args.n, seed=args.seed, log=err.print)
+    with _progress_bar(err, "feature network") as progress:
+        result = evaluate(checkpoint, n=args.n, seed=args.seed, log=err.print, progress=progress)
     if args.inception:
         result["inception_fid"] = inception_fid(checkpoint, n=args.n, seed=args.seed)
     run_dir = Path(args.run) if Path(args.run).is_dir() else None
@@ -189,7 +191,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _progress_bar(console: Any, description: str) -> Iterator[Callable[[int, int], None]]:
+    """``update(done, total)`` for a bar with the time left, shown from the first update on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), console=console, transient=True)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done)
+
+    try:
+        yield update
+    finally:
+        bar.stop()
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    from rich import box
     from rich.table import Table
 
     from .report import run_facts
@@ -199,23 +224,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("run", "metrics", "path")} | {"path": str(r["path"])}
                           for r in runs], indent=2, default=str))
         return 0
-    table = Table(title="ganzoo compare", title_justify="left")
-    for column in ("run", "model", "loss", "dataset", "epochs", "train min", "images/s", "FID", "KID", "floor FID", "classes"):
-        table.add_column(column, overflow="fold" if column == "run" else "ellipsis", no_wrap=column != "run")
+    console = _console()
+    # (header, cell, shown on narrow terminals): 80 columns get the essentials, whole words
+    columns = [
+        ("run", lambda r, c, s, e: r["name"], True),
+        ("model", lambda r, c, s, e: c.get("model", {}).get("name", "?"), True),
+        ("loss", lambda r, c, s, e: c.get("loss", {}).get("name", "?"), True),
+        ("dataset", lambda r, c, s, e: c.get("data", {}).get("name", "?"), False),
+        ("epochs", lambda r, c, s, e: str(s.get("epochs", "-")), True),
+        ("min", lambda r, c, s, e: f"{s['train_seconds'] / 60:.1f}" if "train_seconds" in s else "-", True),
+        ("img/s", lambda r, c, s, e: f"{s['images_per_s']:,.0f}" if "images_per_s" in s else "-", False),
+        ("FID", lambda r, c, s, e: f"{e['fid']:.2f}" if "fid" in e else "-", True),
+        ("KID", lambda r, c, s, e: f"{e['kid']:.4f}" if "kid" in e else "-", False),
+        ("floor", lambda r, c, s, e: f"{e['floor']['fid']:.2f}" if "floor" in e else "-", False),
+        ("classes", lambda r, c, s, e: f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-", True),
+    ]
+    wide = console.width >= 120
+    datasets = {r["config"].get("data", {}).get("name", "?") for r in runs}
+    table = Table(title="ganzoo compare" + (f": {datasets.pop()}" if len(datasets) == 1 and not wide else ""),
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    shown = [(h, cell) for h, cell, narrow in columns if wide or narrow or (h == "dataset" and len(datasets) > 1)]
+    for header, _ in shown:
+        table.add_column(header, justify="left" if header in ("run", "model", "loss", "dataset") else "right",
+                         overflow="fold", no_wrap=header != "run")
     for r in runs:
-        c, s, e = r["config"], r["summary"], r["eval"]
-        table.add_row(
-            r["name"], c.get("model", {}).get("name", "?"), c.get("loss", {}).get("name", "?"),
-            c.get("data", {}).get("name", "?"), str(s.get("epochs", "-")),
-            f"{s['train_seconds'] / 60:.1f}" if "train_seconds" in s else "-",
-            f"{s['images_per_s']:,.0f}" if "images_per_s" in s else "-",
-            f"{e['fid']:.3f}" if "fid" in e else "-", f"{e['kid']:.4f}" if "kid" in e else "-",
-            f"{e['floor']['fid']:.3f}" if "floor" in e else "-",
-            f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-",
-        )
-    _console().print(table)
+        table.add_row(*(cell(r, r["config"], r["summary"], r["eval"]) for _, cell in shown))
+    console.print(table)
+    floors = {f"{r['eval']['floor']['fid']:.2f}" for r in runs if "floor" in r["eval"]}
+    if not wide and floors:
+        console.print(f"real-vs-real floor FID: {', '.join(sorted(floors))}; KID, images/s and more: --json "
+                      "or a wider terminal")
     if any(not r["eval"] for r in runs):
-        _console().print("runs without scores: run `ganzoo eval RUN` first")
+        console.print("runs without scores: run `ganzoo eval RUN` first")
     return 0
 
 
@@ -230,6 +270,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
     _console().print(f"wrote {out} ({len(page) / 1e6:.1f} MB, self-contained)")
+    return 0
+
+
+# --- bench --------------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import parse_budget, run_bench
+
+    err = _console(stderr=True)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [0]
+    result = run_bench(args.patterns, dataset=args.dataset, budget_minutes=parse_budget(args.budget) if args.budget else None,
+                       epochs=args.epochs, recipes=[r.strip() for r in args.recipes.split(",") if r.strip()],
+                       seeds=seeds, out=args.out, data_dir=args.data_dir, device=args.device, n=args.n,
+                       overrides=args.set or (), log=lambda text: err.print(text, style="dim"))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    s = result["settings"]
+    budget = f"{s['budget_minutes']:g} min of training" if s["budget_minutes"] else f"{s['epochs']} epochs"
+    table = Table(title=f"ganzoo bench: {s['dataset']}, {budget} per run", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("#", "model", "recipe", "loss", "FID", "classes", "img/s", "min", "MB"):
+        table.add_column(header, justify="left" if header in ("model", "recipe", "loss") else "right", no_wrap=True)
+    for row in result["leaderboard"]:
+        fid = f"{row['fid']:.1f}±{row['fid_spread']:.1f}" if "fid" in row else "failed"
+        table.add_row(str(row["rank"] or "-"), row["model"], row["recipe"], row.get("loss") or "-", fid,
+                      str(row.get("classes_covered", "-")), f"{row['images_per_s']:,.0f}" if "images_per_s" in row else "-",
+                      f"{row['train_minutes']:.1f}" if "train_minutes" in row else "-",
+                      f"{row['peak_memory_mb']:,.0f}" if "peak_memory_mb" in row else "-")
+    console = _console()
+    console.print(table)
+    floors = {row["floor_fid"] for row in result["leaderboard"] if "floor_fid" in row}
+    for row in result["leaderboard"]:
+        for problem in row.get("problems", []):
+            console.print(f"{row['model']} ({row['recipe']}): {problem}")
+    console.print(f"real-vs-real floor FID {', '.join(f'{f:.2f}' for f in sorted(floors)) or '-'}; "
+                  f"written to {Path(args.out) / 'bench.json'} and bench.html")
     return 0
 
 
@@ -469,6 +549,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories (several are shown side by side)")
     p.add_argument("--out", help="output .html (default RUN/report.html, or report.html for several runs)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="train every matching model for the same budget, score and rank them",
+                       description="A leaderboard by time to quality: every matching model (third-party ones "
+                                   "included) trains with its recipe for the same budget, once per seed, is "
+                                   "scored (FID/KID, floor, class coverage) and ranked by mean FID. Interrupted, "
+                                   "it resumes where it stopped.")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style model names (default: all)")
+    p.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--budget", metavar="TIME", help="minutes of training steps per run: 10m, 90s, 1.5h")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs per run")
+    p.add_argument("--recipes", default="default", help="comma-separated recipe names, e.g. default,fast")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 1,2,3 (default 0)")
+    p.add_argument("--n", type=_positive_int, default=10000, help="samples per score (default 10000)")
+    p.add_argument("--out", default="bench", help="folder for the runs, bench.json and bench.html (default bench/)")
+    p.add_argument("--data-dir", help="the folder that holds the dataset")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key in every run")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="versions, devices, plugin health, data and output folders",
                        description="Report what ganzoo sees: package versions, GPU/CPU, threads, plugin "

@@ -84,8 +84,12 @@ def _accuracy(net: FeatureNet, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 
 def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs: int = 3, seed: int = 0,
-                log: Any = None) -> tuple[FeatureNet, dict]:
-    """The cached feature network for ``dataset``, trained on its training split when not cached."""
+                log: Any = None, progress: Any = None) -> tuple[FeatureNet, dict]:
+    """The cached feature network for ``dataset``, trained on its training split when not cached.
+
+    Training it takes minutes on a CPU (docs/evaluation.md), once per dataset: ``log(text)`` is
+    told before it starts and ``progress(done, total)`` after every batch.
+    """
     train_x, train_y = train.images, train.labels
     if train_y is None:
         raise GanzooError(f"dataset {dataset!r} has no class labels; the feature network for eval needs them")
@@ -100,6 +104,10 @@ def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs
             return net.eval(), meta["feature_net"]
         except (CheckpointError, RuntimeError, KeyError):
             pass  # a damaged cache entry: train again and replace it
+    if log:
+        log(f"training the feature network for {dataset} once ({epochs} epochs over {len(train_x):,} images; "
+            f"cached in {path.parent} for every later eval)")
+    batches_per_epoch = math.ceil(len(train_x) / 128)
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
@@ -109,14 +117,14 @@ def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs
         for epoch in range(epochs):
             net.train()
             order = torch.randperm(len(train_x), generator=generator)
-            for a, b in _batches(len(order), 128):
+            for i, (a, b) in enumerate(_batches(len(order), 128)):
                 idx = order[a:b]
                 loss = F.cross_entropy(net.classify(to_unit_range(train_x[idx])), train_y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            if log:
-                log(f"feature network for {dataset}: epoch {epoch + 1}/{epochs} done")
+                if progress:
+                    progress(epoch * batches_per_epoch + i + 1, epochs * batches_per_epoch)
     info = {
         "dataset": dataset, "key": key, "epochs": epochs, "seed": seed,
         "test_accuracy": round(_accuracy(net, test.images, test.labels), 4),
@@ -183,9 +191,12 @@ def coverage_summary(shares: list[float]) -> dict[str, float]:
     }
 
 
-def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
+def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None, progress: Any = None,
              generator: Any = None, meta: dict | None = None) -> dict[str, Any]:
-    """Score a run (or checkpoint) against its dataset's test split; also measure the floor."""
+    """Score a run (or checkpoint) against its dataset's test split; also measure the floor.
+
+    ``log`` and ``progress`` follow the feature network's training, the first time a dataset is scored.
+    """
     from .sampling import generate, load_generator
 
     if generator is None:
@@ -194,7 +205,7 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     data = _data_of(meta, run)
     dataset = data.name
     train, test = _splits(data)
-    net, info = feature_net(dataset, train, test, log=log)
+    net, info = feature_net(dataset, train, test, log=log, progress=progress)
     n = min(n, len(test.images), len(train.images))
     labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
     fake = generate(generator, n, seed=seed, labels=labels)

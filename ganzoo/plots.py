@@ -71,7 +71,7 @@ def curves_svg(series: dict[str, Sequence[tuple[float, float]]], *, title: str, 
     for i, (name, colour, points) in enumerate(c.lines):
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
-        parts.append(f'<text x="{left + 8 + 90 * i}" y="{top + 14}" fill="{colour}">{html.escape(name)}</text>')
+        parts.append(f'<text x="{left + 8}" y="{top + 14 + 13 * i}" fill="{colour}">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -99,7 +99,7 @@ def curves_png(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, 
             else:
                 (x, y), = points
                 draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-            draw.text((left + 8 + 90 * i, top + 6), name, fill=colour)
+            draw.text((left + 8, top + 6 + 13 * i), name, fill=colour)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from .errors import ConfigError, PluginError, UnknownNameError
 from .options import NoOptions, build_options
-from .plugins import PluginFailure, PluginSet, call_each, load_plugins
+from .plugins import PluginFailure, PluginSet, call_each, load_plugins, register_plugin
 from .recipes import normalise_recipes
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -219,6 +219,15 @@ def reset_registry(registry: Registry | None = None) -> None:
     """Forget the loaded registry (or install ``registry``); for tests and notebooks."""
     global _registry
     _registry = registry
+
+
+def add_plugin(plugin: Any, name: str | None = None) -> None:
+    """Register a plugin object (a module, class or instance with ``@ganzoo.hookimpl`` methods) in
+    this process, as an installed one would be: for notebooks, tutorials and tests. What it
+    registers is listed and built from now on; its trainer-event hooks join every later run."""
+    registry = get_registry()
+    register_plugin(registry.plugins, plugin, name=name)
+    reset_registry(Registry(registry.plugins))
 
 
 def _lister(kind: str) -> Callable[..., list[str]]:

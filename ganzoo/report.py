@@ -81,17 +81,18 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px} h2{font-size:18px;margin:0} .path{color:#777;font-size:12px;margin:2px 0 8px}
 .runs{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 section{border:1px solid #ddd;border-radius:6px;padding:12px;flex:1 1 560px}
-table.kv td{padding:1px 10px 1px 0;font-size:13px} table.kv td:first-child{color:#555}
+table.kv td,table.kv th{padding:1px 10px 1px 0;font-size:13px;text-align:left} table.kv td:first-child{color:#555}
 .grids{display:flex;flex-wrap:wrap;gap:6px} figure{margin:0} figcaption{font-size:11px;text-align:center}
 img{image-rendering:pixelated}
 """
 
-def build_report(paths: list[str | Path]) -> str:
+def build_report(paths: list[str | Path], *, title: str | None = None, preamble: str = "") -> str:
+    """The page: ``preamble`` (HTML, e.g. a leaderboard), then one section per run, side by side."""
     if not paths:
         raise GanzooError("name at least one run directory")
     runs = [run_facts(p) for p in paths]
-    title = "ganzoo report: " + ", ".join(r["name"] for r in runs)
+    title = title or "ganzoo report: " + ", ".join(r["name"] for r in runs)
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><div class=runs>" + "".join(_section(r) for r in runs) +
+            f"<h1>{html.escape(title)}</h1>{preamble}<div class=runs>" + "".join(_section(r) for r in runs) +
             "</div></body></html>")

@@ -58,11 +58,9 @@ class Loaders:
 
 @pytest.fixture
 def loaders():
-    from ganzoo.plugins import register_plugin
-    from ganzoo.registry import Registry, get_registry, reset_registry
+    import ganzoo
 
-    register_plugin(get_registry().plugins, Loaders(), name="loaders")
-    reset_registry(Registry(get_registry().plugins))
+    ganzoo.add_plugin(Loaders(), name="loaders")
 
 
 def test_what_a_loader_returns_is_checked(loaders, tmp_path):

@@ -205,3 +205,54 @@ def test_report_renders_in_a_real_browser(scored_run, tmp_path):
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("L"))
     assert pixels.std() > 10  # not a blank page
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_compare_reads_at_any_terminal_width(scored_run, columns, monkeypatch, capsys):
+    run, _, _ = scored_run
+    monkeypatch.setenv("COLUMNS", str(columns))
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    assert "…" not in out  # no cell cut short
+    rows = [line for line in lines if " dcgan " in f" {line} "]
+    assert len(rows) == 2 and rows[0].split()[:3] == [run.name, "dcgan", "nonsaturating"]  # one line a run
+    if columns < 120:
+        assert "real-vs-real floor FID" in out
+    else:
+        assert "KID" in out and "img/s" in out
+
+
+def test_report_and_compare_do_not_import_torch(scored_run, tmp_path):
+    import subprocess
+    import sys
+
+    run, _, _ = scored_run
+    probe = (
+        "import sys, contextlib, io\n"
+        "from ganzoo.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['compare', {str(run)!r}]) == 0\n"
+        f"    assert main(['report', {str(run)!r}, '--out', {str(tmp_path / 'r.html')!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_first_eval_announces_the_feature_network_and_shows_progress(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    data = make_mnist_like(tmp_path / "data", n=64)
+    make_mnist_like(data, n=32, train=False)
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--data-dir", str(data), "--max-steps", "1", "--set", "model.width=4",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "training the feature network for fashion_mnist once (3 epochs over 64 images" in err
+    assert "fresh-cache" in err
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    assert "training the feature network" not in capsys.readouterr().err  # cached: said only once

@@ -15,12 +15,10 @@ import pytest
 import torch
 
 from conftest import make_mnist_like
-from ganzoo import hookimpl
+from ganzoo import add_plugin, hookimpl
 from ganzoo.checkpoint import load_checkpoint
 from ganzoo.cli import main
 from ganzoo.errors import CheckpointError
-from ganzoo.plugins import register_plugin
-from ganzoo.registry import Registry, get_registry, reset_registry
 
 FAST = ["--set", "model.width=4", "--batch-size", "8"]
 
@@ -141,9 +139,7 @@ class NaNAfter:
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
-    plugins = get_registry().plugins
-    register_plugin(plugins, NaNAfter(step=14), name="nan")
-    reset_registry(Registry(plugins))
+    add_plugin(NaNAfter(step=14), name="nan")
     run = tmp_path / "run"
     code, _, err = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", tiny_data, "--epochs", 5,
                        "--out", run, *FAST)
@@ -336,3 +332,11 @@ def test_non_finite_weights_stop_the_run_before_a_checkpoint_is_written(tmp_path
         trainer.fit()
     _, meta = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert meta["state"]["step"] == 3  # epoch 1's checkpoint stands
+
+
+def test_doctor_does_not_count_an_empty_dataset_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GANZOO_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "FashionMNIST" / "raw").mkdir(parents=True)  # what a failed download once left
+    make_mnist_like(tmp_path / "data", "MNIST", n=4)
+    code, out, _ = cli(capsys, "doctor", "--json")
+    assert code == 0 and json.loads(out)["data"]["present"] == ["MNIST"]
