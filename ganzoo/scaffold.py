@@ -18,6 +18,7 @@ FILES = {
     "README.md.tmpl": "README.md",
     "__init__.py.tmpl": "$module/__init__.py",
     "nets.py.tmpl": "$module/nets.py",
+    "recipes_fashion_mnist.toml.tmpl": "$module/recipes/fashion_mnist.toml",
     "test_plugin.py.tmpl": "tests/test_$module.py",
 }
 

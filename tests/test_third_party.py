@@ -111,13 +111,13 @@ def test_new_plugin_scaffold_installs_and_passes_its_own_test(venv, data_root, t
     assert made.returncode == 0, made.stderr
     package = tmp_path / "ganzoo-tinygan"
     assert sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file()) == [
-        "README.md", "ganzoo_tinygan/__init__.py", "ganzoo_tinygan/nets.py", "pyproject.toml",
-        "tests/test_ganzoo_tinygan.py",
+        "README.md", "ganzoo_tinygan/__init__.py", "ganzoo_tinygan/nets.py",
+        "ganzoo_tinygan/recipes/fashion_mnist.toml", "pyproject.toml", "tests/test_ganzoo_tinygan.py",
     ]
     venv.pip_install(package)
     own_tests = venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
-    assert "3 passed" in own_tests.stdout
+    assert "5 passed" in own_tests.stdout
     train = venv.ganzoo("train", "tinygan", "--data-dir", data_root, "--max-steps", 1, "--out", tmp_path / "r")
     assert train.returncode == 0, train.stderr
 
