@@ -1,0 +1,314 @@
+"""Conformance checks for ganzoo plugins, as a pytest plugin: is a model a correct ganzoo citizen?
+
+In a plugin's own tests, two lines::
+
+    from ganzoo.testing import conformance
+
+    TestMyGAN = conformance("mygan")
+
+or, without a test file, ``python -m pytest --pyargs ganzoo.testing --ganzoo-conformance mygan``.
+Every check is its own test item, parametrised by model (and shape, and loss), and says what to
+fix when it fails. ganzoo registers this module with pytest (the ``pytest11`` entry point); it
+does nothing unless a test uses it, and it imports torch only inside the checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["ConformanceSuite", "conformance", "write_tiny_dataset"]
+
+SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
+CLASSES = 10
+
+
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("ganzoo")
+    group.addoption("--ganzoo-conformance", action="append", default=[], metavar="MODEL",
+                    help="models to check with `--pyargs ganzoo.testing` (repeatable)")
+
+
+# --- helpers the checks share -----------------------------------------------------------------------
+
+def build(model: str, shape: tuple[int, int, int]) -> Any:
+    """The model for ``shape``, with 10 classes when it is class-conditional."""
+    import ganzoo
+    from ganzoo.errors import ConfigError
+
+    try:
+        return ganzoo.create_model(model, image_shape=shape)
+    except ConfigError as exc:
+        if "label" not in str(exc) and "class" not in str(exc):
+            raise
+        return ganzoo.create_model(model, image_shape=shape, num_classes=CLASSES)
+
+
+def labels_for(gan: Any, n: int) -> Any:
+    import torch
+
+    return torch.arange(n) % gan.generator.num_classes if gan.generator.num_classes else None
+
+
+def write_tiny_dataset(root: Path, n: int = 64, size: int = 28) -> Path:
+    """A Fashion-MNIST-shaped dataset in torchvision's layout (train and test IDX files): class k
+    is a bright bar at row 2k + 4 on noise, so a classifier can learn it in a few steps."""
+    import random
+    import struct
+
+    rng = random.Random(0)
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", n), ("t10k", max(n // 2, 10))):
+        images, labels = bytearray(), bytearray()
+        for i in range(count):
+            img = bytearray(rng.randrange(0, 40) for _ in range(size * size))
+            for col in range(4, size - 4):
+                img[(2 * (i % 10) + 4) * size + col] = 255
+            images += img
+            labels.append(i % 10)
+        for name, data, dims in ((f"{prefix}-images-idx3-ubyte", images, (count, size, size)),
+                                 (f"{prefix}-labels-idx1-ubyte", labels, (count,))):
+            (raw / name).write_bytes(bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims)
+                                     + bytes(data))
+    return root
+
+
+def compatible_losses(gan: Any) -> tuple[list[str], dict[str, str]]:
+    """(losses that can train ``gan``, {loss: its reason for refusing})."""
+    import ganzoo
+
+    ok: list[str] = []
+    refused: dict[str, str] = {}
+    for name in ganzoo.list_losses():
+        reason = ganzoo.create_loss(name).check(gan)
+        if reason:
+            refused[name] = reason
+        else:
+            ok.append(name)
+    return ok, refused
+
+
+@contextmanager
+def _fail_with(advice: str) -> Iterator[None]:
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n\nWhat to fix: {advice}") from None
+
+
+def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
+    import ganzoo
+
+    gan = build(model, SHAPES[0])
+    losses, _ = compatible_losses(gan)
+    loss = "nonsaturating" if "nonsaturating" in losses else losses[0]
+    return ganzoo.train(model, recipe="none", data_dir=root, loss=loss, batch_size=16, seed=3, out=out,
+                        overrides={"train.precision": "fp32", "train.device": "cpu", "train.early_grids": 0},
+                        **kwargs)
+
+
+def _layout(t: Any) -> str | None:
+    import torch
+
+    if t.dim() != 4:
+        return None
+    c, cl = t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last)
+    return "C" if c and not cl else "L" if cl and not c else None
+
+
+# --- the suite --------------------------------------------------------------------------------------
+
+class ConformanceSuite:
+    """The checks; :func:`conformance` makes a subclass for the models to check."""
+
+    models: Sequence[str] = ()
+    shapes: Sequence[tuple[int, int, int]] = SHAPES
+
+    def pytest_generate_tests(self, metafunc: Any) -> None:
+        models = list(self.models) or list(metafunc.config.getoption("ganzoo_conformance", default=[]) or [])
+        if "model" in metafunc.fixturenames:
+            metafunc.parametrize("model", models)
+        if "shape" in metafunc.fixturenames:
+            metafunc.parametrize("shape", list(self.shapes), ids=lambda s: "x".join(map(str, s)))
+        if "loss" in metafunc.fixturenames:
+            import ganzoo
+
+            metafunc.parametrize("loss", ganzoo.list_losses())
+
+    @pytest.fixture
+    def tiny_data(self, tmp_path_factory: Any) -> Path:
+        return write_tiny_dataset(tmp_path_factory.mktemp("ganzoo-conformance-data"))
+
+    def test_registration_metadata(self, model: str) -> None:
+        import ganzoo
+        from ganzoo.options import describe_options
+        from ganzoo.registry import get_registry
+
+        spec = ganzoo.get_model_spec(model)
+        with _fail_with("register(name, build, options=AFrozenDataclass, description='one line saying what it is')"):
+            assert spec.description.strip(), f"model {model!r} has no description"
+            assert dataclasses.is_dataclass(spec.options), f"model {model!r}: options= is not a dataclass"
+            assert spec.options.__dataclass_params__.frozen, f"model {model!r}: its options dataclass is not frozen"
+            for f in dataclasses.fields(spec.options):
+                assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, \
+                    f"option {f.name!r} of {model!r} has no default"
+            describe_options(spec.options)  # every field has a type ganzoo can check
+            assert spec.plugin in get_registry().plugins.infos, f"model {model!r} comes from no loaded plugin"
+
+    def test_builds_and_shapes(self, model: str, shape: tuple[int, int, int]) -> None:
+        import torch
+
+        from ganzoo.interfaces import GAN, Discriminator, Generator, as_output
+
+        torch.manual_seed(0)
+        gan = build(model, shape)
+        with _fail_with("build(options, *, image_shape, num_classes) must return ganzoo.interfaces.GAN(G, D) whose "
+                        "G maps [N, latent_dim] noise to [N, C, H, W] float images in [-1, 1] and whose D returns "
+                        "[N] logits (or a DiscriminatorOutput)"):
+            assert isinstance(gan, GAN) and isinstance(gan.generator, Generator)
+            assert isinstance(gan.discriminator, Discriminator)
+            z = gan.generator.sample_latent(4)
+            assert z.shape[0] == 4, f"sample_latent(4) gave {tuple(z.shape)}"
+            y = labels_for(gan, 4)
+            fake = gan.generator(z, y)
+            assert tuple(fake.shape) == (4, *shape), f"G made {tuple(fake.shape)} for image_shape {shape}"
+            assert fake.dtype == torch.float32, f"G made {fake.dtype}"
+            assert fake.min() >= -1 and fake.max() <= 1, "G's images leave [-1, 1] (end G in tanh)"
+            out = as_output(gan.discriminator(fake, y))
+            assert tuple(out.logits.shape) == (4,), f"D gave logits of shape {tuple(out.logits.shape)}, not [N]"
+            assert all(v.shape[0] == 4 for v in out.extras.values()), "D's extra outputs must have N rows"
+
+    def test_seeded_sampling_is_deterministic(self, model: str) -> None:
+        import torch
+
+        gan = build(model, SHAPES[0])
+        y = labels_for(gan, 6)
+        first = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1))
+        again = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1), batch_size=4)
+        with _fail_with("draw noise only from the generator passed to sample_latent, and keep eval mode free of "
+                        "randomness (dropout is off in eval mode)"):
+            torch.testing.assert_close(first, again, msg="the same seed gave other images")
+
+    def test_every_parameter_learns_with_every_loss_that_accepts_it(self, model: str, loss: str) -> None:
+        import torch
+
+        import ganzoo
+        from ganzoo.step import StepModules, discriminator_update, generator_update
+
+        torch.manual_seed(0)
+        gan = build(model, SHAPES[0])
+        objective = ganzoo.create_loss(loss)
+        reason = objective.check(gan)
+        if reason is not None:
+            assert isinstance(reason, str) and reason.strip(), f"{loss} refused {model} without a reason"
+            pytest.skip(f"{loss} refuses {model}, saying why: {reason}")
+        m = StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator, loss=objective,
+                        opt_g=torch.optim.SGD(gan.generator.parameters(), lr=0.0),
+                        opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=0.0), device_type="cpu")
+        real = torch.rand(8, *SHAPES[0]) * 2 - 1
+        y = labels_for(gan, 8)
+        z = gan.generator.sample_latent(8)
+        _, fake, _ = discriminator_update(m, real, y, z)
+        silent = [n for n, p in gan.discriminator.named_parameters() if p.requires_grad and p.grad is None]
+        with _fail_with("every parameter of D should take part in D's loss; remove unused layers"):
+            assert not silent, f"D's parameters without a gradient under {loss}: {silent}"
+        generator_update(m, real, fake, y, z)
+        silent = [n for n, p in gan.generator.named_parameters() if p.requires_grad and p.grad is None]
+        with _fail_with("every parameter of G should shape its images (an embedding that is never used?)"):
+            assert not silent, f"G's parameters without a gradient under {loss}: {silent}"
+        bad = [n for n, p in gan.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        assert not bad, f"non-finite gradients: {bad}"
+
+    def test_a_few_cpu_steps_train_without_nan(self, model: str, tiny_data: Path, tmp_path: Path) -> None:
+        import math
+
+        run = _train(model, tiny_data, tmp_path / "run", max_steps=4)
+        with _fail_with("a loss became NaN or inf within four steps at the default options: check the "
+                        "initialisation and that D's logits are not squashed"):
+            assert run.summary["status"] == "completed" and run.summary["steps"] == 4
+            assert all(math.isfinite(v) for v in run.summary["final"].values()), run.summary["final"]
+        assert run.sample(3).shape[1:] == (1, 28, 28)
+
+    def test_checkpoint_round_trip_resumes_bit_exactly(self, model: str, tiny_data: Path, tmp_path: Path) -> None:
+        import torch
+
+        import ganzoo
+        from ganzoo.checkpoint import load_checkpoint, split_prefix
+
+        _train(model, tiny_data, tmp_path / "straight", epochs=2)
+        split = _train(model, tiny_data, tmp_path / "split", epochs=1)
+        ganzoo.train(resume=split.path, epochs=2)
+        a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+        b, _ = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")
+        for prefix in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+            wa, wb = split_prefix(a, prefix), split_prefix(b, prefix)
+            differ = [k for k in wa if k not in wb or not torch.equal(wa[k], wb[k])]
+            with _fail_with("keep all state in parameters and buffers (state_dict), draw randomness only from "
+                            "torch's generators, and do not depend on anything outside the model"):
+                assert wa.keys() == wb.keys() and not differ, f"{prefix} differs after resuming: {differ[:5]}"
+
+    def test_channels_last_promise(self, model: str) -> None:
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        torch.manual_seed(0)
+        gan = build(model, SHAPES[1])
+        if not gan.channels_last:
+            pytest.skip(f"{model} does not declare channels_last=True")
+        real = torch.rand(6, *SHAPES[1]) * 2 - 1
+        y = labels_for(gan, 6)
+        gan.to(memory_format=torch.channels_last)
+        mixed: set[str] = set()
+
+        class Watch(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+                out = func(*args, **(kwargs or {}))
+                if func not in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default,
+                                torch.ops.aten._to_copy.default):
+                    tensors = [t for t in [*args, *(out if isinstance(out, (tuple, list)) else [out])]
+                               if isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[0] == 6 and t.shape[1] > 1]
+                    if len({_layout(t) for t in tensors} - {None}) > 1:
+                        mixed.add(str(func))
+                return out
+
+        with Watch():
+            fake = gan.generator(gan.generator.sample_latent(6), y)
+            out = gan.discriminator(torch.cat([real.contiguous(memory_format=torch.channels_last), fake]),
+                                    torch.cat([y, y]) if y is not None else None)
+            (out if isinstance(out, torch.Tensor) else out.logits).sum().backward()
+        with _fail_with("never .view() a 4-D activation (reshape, or ganzoo.layers.Flatten), and convert tensors "
+                        "the model makes itself with ganzoo.layers.memory_format_of"):
+            assert not mixed, f"ops computing on two memory layouts at once: {sorted(mixed)}"
+
+    def test_registration_does_not_import_torch(self, model: str) -> None:
+        import ganzoo
+        from ganzoo.registry import get_registry
+
+        info = get_registry().plugins.infos.get(ganzoo.get_model_spec(model).plugin)
+        if info is None or info.distribution is None:
+            pytest.skip(f"{model} is registered at run time, not through an entry point")
+        probe = (f"import sys, importlib; importlib.import_module({info.module.split(':')[0]!r}); "
+                 "print('torch' in sys.modules)")
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        with _fail_with("import torch inside build(), not at the top of the module the entry point names, so "
+                        "that `ganzoo list` stays fast"):
+            assert result.stdout.strip() == "False", f"importing {info.module} imports torch"
+
+
+def conformance(*models: str, shapes: Sequence[tuple[int, int, int]] = SHAPES) -> type:
+    """A test class checking ``models``; assign it to a name starting with ``Test``."""
+    return type("TestConformance", (ConformanceSuite,), {"models": tuple(models), "shapes": tuple(shapes),
+                                                          "__module__": sys._getframe(1).f_globals.get("__name__")})
+
+
+class TestConformance(ConformanceSuite):
+    """What ``--pyargs ganzoo.testing --ganzoo-conformance MODEL`` collects."""

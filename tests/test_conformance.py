@@ -1,0 +1,70 @@
+"""Every model in the zoo passes the conformance checks plugin authors run (ganzoo.testing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ganzoo
+from ganzoo.testing import conformance
+
+TestBuiltinModels = conformance(*ganzoo.list_models())
+
+
+def test_the_suite_runs_from_the_command_line_for_a_named_model(tmp_path):
+    """`--pyargs ganzoo.testing --ganzoo-conformance NAME`, as a plugin's CI would run it."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "ganzoo.testing",
+                             "--ganzoo-conformance", "vanilla", "-k", "registration or shapes"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 passed" in result.stdout  # metadata, two shapes, no torch at registration
+
+
+def test_a_failing_check_says_what_to_fix(tmp_path):
+    plugin = tmp_path / "test_bad_plugin.py"
+    plugin.write_text('''
+import torch
+from torch import nn
+
+import ganzoo
+from ganzoo import hookimpl
+from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.testing import conformance
+
+
+class G(Generator):
+    def __init__(self, image_shape):
+        super().__init__(8, image_shape)
+        self.net = nn.Linear(8, 1)
+        self.unused = nn.Linear(3, 3)   # a layer that takes no part
+
+    def forward(self, z, y=None):
+        return self.net(z).view(-1, 1, 1, 1).expand(-1, *self.image_shape) * 3   # leaves [-1, 1]
+
+
+class D(Discriminator):
+    def __init__(self, image_shape):
+        super().__init__(image_shape)
+        self.net = nn.Linear(1, 1)
+
+    def forward(self, x, y=None):
+        return self.net(x.mean((1, 2, 3))[:, None]).squeeze(1)
+
+
+class Plugin:
+    @hookimpl
+    def register_models(self, register):
+        register("bad", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D(image_shape)),
+                 description="a model with two mistakes")
+
+
+ganzoo.add_plugin(Plugin(), name="bad")
+TestBad = conformance("bad")
+''')
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(plugin),
+                             "-k", "shapes or learns and nonsaturating"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    assert "G's images leave [-1, 1] (end G in tanh)" in out and "What to fix:" in out
+    assert "G's parameters without a gradient under nonsaturating: ['unused.weight', 'unused.bias']" in out
