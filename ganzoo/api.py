@@ -39,11 +39,24 @@ class Run:
         return sorted(self.rundir.samples.glob("epoch_*.png"))
 
     def sample(self, n: int = 64, *, seed: int = 0, labels: Any = None) -> Any:
-        """``n`` float images in [-1, 1] from the run's last checkpoint (EMA weights when kept)."""
+        """``n`` float images in [-1, 1] from the run's last checkpoint (EMA weights when kept); a
+        class-conditional run draws the classes in turn unless ``labels`` says which."""
+        import torch
+
         from .sampling import generate, load_generator
 
         generator, _ = load_generator(self.path)
+        if labels is None and generator.num_classes:
+            labels = torch.arange(n) % generator.num_classes
         return generate(generator, n, seed=seed, labels=labels)
+
+    def evaluate(self, n: int = 10000, *, seed: int = 0) -> dict[str, Any]:
+        """What ``ganzoo eval RUN`` reports (FID, KID, floor, class coverage), written to ``eval.json``."""
+        from .evaluation import evaluate, write_eval
+
+        result = evaluate(self.path, n=n, seed=seed)
+        write_eval(self.path, result)
+        return result
 
     def _repr_html_(self) -> str:  # a notebook shows the latest grid
         import base64
@@ -153,9 +166,10 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     trainer = Trainer(config, run, dist=info)  # loads data and builds everything: may raise, writes nothing
     if resume:
         trainer.restore(run.last_checkpoint)
-        if trainer.state.step >= trainer.total_steps:
+        if trainer.done():
+            more = "raise train.max_minutes" if trainer.out_of_time() else "raise --epochs"
             note = (f"{run.path} has already trained {trainer.state.epoch} epochs ({trainer.state.step} steps); "
-                    "raise --epochs to train further")
+                    f"{more} to train further")
             say(note)
             summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
             return Run(run.path, config, summary, note)

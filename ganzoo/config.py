@@ -55,6 +55,8 @@ class TrainSettings:
     seed: int = option(0, min=0, help="seeds weights, noise and data order")
     d_steps: int = option(1, min=1, help="discriminator updates per generator update")
     max_steps: int | None = option(None, min=1, help="stop after this many steps in total")
+    max_minutes: float | None = option(
+        None, min=0, min_exclusive=True, help="stop after this many minutes of training steps in total (a budget)")
     log_every: int = option(50, min=1, help="steps between metrics.jsonl lines")
     grid_size: int = option(64, min=1, max=1024, help="images in each fixed-noise sample grid")
     early_grids: int = option(

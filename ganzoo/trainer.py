@@ -53,6 +53,23 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """The process's peak resident memory, and on CUDA the peak memory its tensors took, in MB."""
+    import sys
+
+    out: dict[str, float] = {}
+    try:
+        import resource
+    except ImportError:  # Windows
+        pass
+    else:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        out["peak_rss_mb"] = round(rss / (1 << 20) if sys.platform == "darwin" else rss / 1024, 1)
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
+    return out
+
+
 def early_grid_steps(count: int, steps_per_epoch: int, first: int = 25) -> set[int]:
     """Steps of the first epoch that get a grid besides the epoch's own: 25, 50, 100, ... (``count`` of them)."""
     return {first << i for i in range(count) if first << i < steps_per_epoch}
@@ -109,9 +126,9 @@ class Trainer:
         status = "failed"
         try:
             with self._signals_stop_after_the_step():
-                while self.state.step < self.total_steps:
+                while not self.done():
                     order = epoch_order(len(self.images), t.seed, self.state.epoch)
-                    while self.state.step_in_epoch < self._steps_this_epoch():
+                    while self.state.step_in_epoch < self._steps_this_epoch() and not self.out_of_time():
                         self._step(*self._batch(order))
                     self._end_epoch()
             status = "completed"
@@ -128,6 +145,14 @@ class Trainer:
                 write_run_pictures(self.run.path, self.run.read_metrics())
             self.events.emit("on_train_end", trainer=self, summary=summary)
         return summary
+
+    def out_of_time(self) -> bool:
+        """True once ``train.max_minutes`` of training steps are spent (resumed runs count theirs)."""
+        budget = self.config.train.max_minutes
+        return budget is not None and self.state.train_seconds >= 60 * budget
+
+    def done(self) -> bool:
+        return self.state.step >= self.total_steps or self.out_of_time()
 
     def train_step(self, real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """One step on a batch in [-1, 1]; G learns every ``train.d_steps``-th step."""
@@ -184,7 +209,9 @@ class Trainer:
         self.events.emit("on_log", trainer=self, metrics=record)
 
     def _end_epoch(self) -> None:
-        if self.state.step_in_epoch < self.steps_per_epoch:  # max_steps ended the run mid-epoch
+        if self.state.step_in_epoch < self.steps_per_epoch:  # max_steps or max_minutes ended the run mid-epoch
+            if self.state.step_in_epoch == 0:
+                return  # the budget ran out exactly at an epoch's end: that epoch is written already
             self.save_grid(self.run.grid(self.state.epoch + 1))
             self.save_checkpoint()
             return
@@ -288,6 +315,7 @@ class Trainer:
             "auto": dict(self.speed.reasons),
             "final": {k: float(v) for k, v in self.last.items()},
             "best_fid": self.state.best_fid,
+            **peak_memory(self.device),
         }
 
     # --- files -----------------------------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""``ganzoo bench``: a leaderboard by time to quality.
+
+Every matching model (third-party ones included) trains with its recipe for the same budget (minutes
+of training steps, or epochs), once per seed, each in a process of its own so that one failure or
+one model's memory cannot touch the others; every run is scored (FID and KID against the floor,
+class coverage), and the models are ranked by their mean FID. ``bench.json`` records each finished
+entry as soon as it is scored, so an interrupted bench resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_bytes
+from .errors import ConfigError
+from .recipes import DEFAULT
+from .registry import get_model_spec, list_models
+
+BENCH_VERSION = 1
+
+
+@dataclass
+class Entry:
+    """One (model, recipe, seed) of a bench: where it ran and what it scored."""
+
+    model: str
+    recipe: str
+    seed: int
+    run: str
+    status: str = "pending"  # done, failed, skipped
+    error: str | None = None
+    wall_seconds: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}:{self.recipe}:{self.seed}"
+
+
+def parse_budget(text: str) -> float:
+    """``"10m"`` / ``"90s"`` / ``"1.5h"`` / ``"10"`` (minutes) -> minutes."""
+    units = {"s": 1 / 60, "m": 1.0, "h": 60.0}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "m")
+    try:
+        minutes = float(number) * units[unit]
+    except ValueError:
+        raise ConfigError(f"--budget must be minutes like 10m, 90s or 1.5h, got {text!r}") from None
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ConfigError(f"--budget must be positive, got {text!r}")
+    return minutes
+
+
+def _train_command(entry: Entry, *, dataset: str, budget_minutes: float | None, epochs: int | None,
+                   data_dir: str | None, device: str | None, overrides: Sequence[str]) -> list[str]:
+    run = Path(entry.run)
+    if (run / "checkpoints" / "last.safetensors").is_file():  # an interrupted entry continues
+        cmd = ["train", "--resume", str(run)]
+    else:
+        cmd = ["train", entry.model, "--dataset", dataset, "--seed", str(entry.seed), "--out", str(run),
+               "--overwrite", *([] if entry.recipe == DEFAULT else ["--recipe", entry.recipe])]
+        cmd += [f"--set={o}" for o in overrides]
+        if data_dir:
+            cmd += ["--data-dir", data_dir]
+    if budget_minutes is not None:
+        cmd += ["--set", f"train.max_minutes={budget_minutes}", "--epochs", "100000"]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    if device:
+        cmd += ["--device", device]
+    return [sys.executable, "-m", "ganzoo", *cmd]
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _scores(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("fid", "kid", "classes_covered", "coverage_entropy", "class_accuracy", "n")
+    return {**{k: result[k] for k in keep if k in result}, "floor_fid": result["floor"]["fid"]}
+
+
+def run_bench(patterns: Sequence[str] = (), *, dataset: str = "fashion_mnist", budget_minutes: float | None = None,
+              epochs: int | None = None, recipes: Sequence[str] = (DEFAULT,), seeds: Sequence[int] = (0,),
+              out: str | Path = "bench", data_dir: str | Path | None = None, device: str | None = None,
+              n: int = 10000, overrides: Sequence[str] = (),
+              log: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Train, score and rank; returns what ``bench.json`` holds. Exactly one of ``budget_minutes``
+    and ``epochs``. Entries already done in ``out/bench.json`` (same settings) are kept."""
+    from .evaluation import evaluate, write_eval
+
+    if (budget_minutes is None) == (epochs is None):
+        raise ConfigError("give a budget: --budget 10m (minutes of training) or --epochs N, not both")
+    models = list_models(list(patterns) or "*")
+    if not models:
+        raise ConfigError(f"no model matches {' '.join(patterns)!r}; `ganzoo list` shows them")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+    settings = {"version": BENCH_VERSION, "dataset": dataset, "budget_minutes": budget_minutes, "epochs": epochs,
+                "n": n, "device": device, "overrides": list(overrides)}
+    path = out / "bench.json"
+    done: dict[str, Entry] = {}
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous.get("settings") == settings:
+            done = {e.key: e for e in (Entry(**d) for d in previous.get("entries", [])) if e.status in ("done", "skipped")}
+    entries: list[Entry] = []
+    for model in models:
+        for recipe in recipes:
+            named = get_model_spec(model).recipes.get(dataset, {})
+            for seed in seeds:
+                entry = Entry(model, recipe, seed, str(out / "runs" / f"{model}-{recipe}-s{seed}"))
+                if entry.key in done:
+                    entries.append(done[entry.key])
+                    continue
+                if recipe != DEFAULT and recipe not in named:
+                    entry.status, entry.error = "skipped", f"{model} has no {recipe!r} recipe for {dataset}"
+                else:
+                    _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
+                entries.append(entry)
+                _save(path, settings, entries)
+    result = _save(path, settings, entries)
+    (out / "bench.html").write_text(leaderboard_html(result))
+    return result
+
+
+def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log: Callable[[str], None],
+               evaluate: Callable[..., dict[str, Any]], write_eval: Callable[..., Any]) -> None:
+    what = f"{entry.model} ({entry.recipe} recipe, seed {entry.seed})"
+    log(f"training {what}")
+    cmd = _train_command(entry, dataset=settings["dataset"], budget_minutes=settings["budget_minutes"],
+                         epochs=settings["epochs"], data_dir=data_dir, device=settings["device"],
+                         overrides=settings["overrides"])
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+    entry.wall_seconds = round(time.perf_counter() - start, 1)
+    if proc.returncode not in (0,):
+        entry.status, entry.error = "failed", _last_line(proc.stderr)
+        log(f"  failed: {entry.error}")
+        return
+    run = Path(entry.run)
+    entry.summary = json.loads((run / "summary.json").read_text())
+    log(f"  scoring {what}")
+    try:
+        result = evaluate(run, n=settings["n"])
+    except Exception as exc:  # a model that trains but cannot be scored is reported, and the bench goes on
+        entry.status, entry.error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
+        return
+    write_eval(run, result)
+    entry.scores, entry.status = _scores(result), "done"
+
+
+def _mean_spread(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+
+
+def leaderboard(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """One row per (model, recipe), ranked by mean FID; failed and skipped ones last."""
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.model, entry.recipe), []).append(entry)
+    rows = []
+    for (model, recipe), group in groups.items():
+        ok = [e for e in group if e.status == "done"]
+        row: dict[str, Any] = {"model": model, "recipe": recipe, "seeds": [e.seed for e in group],
+                               "done": len(ok), "runs": [e.run for e in group]}
+        if ok:
+            fid, spread = _mean_spread([e.scores["fid"] for e in ok])
+            row.update(
+                loss=ok[0].summary.get("loss"), fid=round(fid, 2), fid_spread=round(spread, 2),
+                kid=round(sum(e.scores["kid"] for e in ok) / len(ok), 4),
+                floor_fid=round(ok[0].scores["floor_fid"], 2),
+                classes_covered=round(sum(e.scores.get("classes_covered", 0) for e in ok) / len(ok), 1),
+                images_per_s=round(sum(e.summary["images_per_s"] for e in ok) / len(ok), 1),
+                train_minutes=round(sum(e.summary["train_seconds"] for e in ok) / len(ok) / 60, 2),
+                wall_minutes=round(sum(e.wall_seconds or 0 for e in ok) / len(ok) / 60, 2),
+                epochs=round(sum(e.summary["epochs"] for e in ok) / len(ok), 2),
+                peak_memory_mb=max(e.summary.get("peak_cuda_mb", e.summary.get("peak_rss_mb", 0)) for e in ok),
+                device=ok[0].summary.get("device_name"), precision=ok[0].summary.get("precision"),
+            )
+        failed = [e for e in group if e.status != "done"]
+        if failed:
+            row["problems"] = sorted({f"{e.status}: {e.error}" for e in failed})
+        rows.append(row)
+    rows.sort(key=lambda r: (r.get("fid") is None, r.get("fid", math.inf)))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank if "fid" in row else None
+    return rows
+
+
+def _save(path: Path, settings: dict[str, Any], entries: Sequence[Entry]) -> dict[str, Any]:
+    result = {"settings": settings, "leaderboard": leaderboard(entries), "entries": [asdict(e) for e in entries]}
+    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
+    return result
+
+
+def leaderboard_html(result: dict[str, Any]) -> str:
+    """A page with the leaderboard on top and every scored run's report below (``ganzoo report``)."""
+    from .report import build_report
+
+    s = result["settings"]
+    budget = f"{s['budget_minutes']:g} minutes of training" if s["budget_minutes"] else f"{s['epochs']} epochs"
+    head = ("rank", "model", "recipe", "loss", "FID", "classes", "img/s", "train min", "peak MB", "notes")
+    cells = []
+    for row in result["leaderboard"]:
+        fid = f"{row['fid']:.2f} ± {row['fid_spread']:.2f}" if "fid" in row else "-"
+        values = (row.get("rank") or "-", row["model"], row["recipe"], row.get("loss", "-"), fid,
+                  row.get("classes_covered", "-"), row.get("images_per_s", "-"), row.get("train_minutes", "-"),
+                  row.get("peak_memory_mb", "-"), "; ".join(row.get("problems", [])))
+        cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
+    table = (f"<h2>Leaderboard: {html.escape(s['dataset'])}, {html.escape(budget)} per run, "
+             f"{s['n']} samples per score</h2><table class=kv><tr>"
+             + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(cells) + "</table>")
+    runs = [e["run"] for e in result["entries"] if e["status"] == "done"]
+    return build_report(runs, title="ganzoo bench", preamble=table) if runs else f"<!doctype html>{table}"

@@ -1,0 +1,79 @@
+"""ganzoo bench: every matching model trains for the same budget, is scored and ranked; a failure
+is reported and the rest go on; an interrupted bench resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_mnist_like
+from ganzoo.bench import parse_budget
+from ganzoo.cli import main
+from ganzoo.errors import ConfigError
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_mnist_like(tmp_path / "data", n=64)
+    return make_mnist_like(root, n=40, train=False)
+
+
+def test_bench_ranks_the_models_and_reports_a_failure(data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "bench"
+    argv = ["bench", "dcgan", "sngan", "vanilla", "--epochs", "1", "--seeds", "1,2", "--n", "30", "--data-dir",
+            str(data), "--out", str(out), "--set", "model.width=4", "--device", "cpu"]
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "bench.json").read_text())
+    board = result["leaderboard"]
+    assert [row["model"] for row in board][:2] == sorted(["dcgan", "sngan"], key=lambda m: next(
+        r["fid"] for r in board if r["model"] == m))  # ranked by mean FID
+    assert [row["rank"] for row in board] == [1, 2, None]
+    dcgan = next(r for r in board if r["model"] == "dcgan")
+    assert dcgan["done"] == 2 and dcgan["seeds"] == [1, 2] and dcgan["fid"] > 0 and dcgan["fid_spread"] >= 0
+    assert dcgan["images_per_s"] > 0 and dcgan["peak_memory_mb"] > 0 and dcgan["loss"] == "nonsaturating"
+    vanilla = board[-1]
+    assert "fid" not in vanilla and "unknown config key in [model] 'width'" in vanilla["problems"][0]
+    assert "dcgan" in printed and "vanilla (default): failed" in printed
+    page = (out / "bench.html").read_text()
+    assert "Leaderboard: fashion_mnist, 1 epochs" in page and page.count("<section>") == 4
+
+    # a second call finds every entry done and trains nothing; a lost entry is trained again
+    entries = result["entries"]
+    result["entries"] = [e for e in entries if not (e["model"] == "sngan" and e["seed"] == 2)]
+    (out / "bench.json").write_text(json.dumps(result))
+    stamps = {e["model"] + str(e["seed"]): _stamp(e) for e in entries if e["status"] == "done"}
+    assert main(argv) == 0
+    again = {e["model"] + str(e["seed"]): e for e in json.loads((out / "bench.json").read_text())["entries"]}
+    assert {k for k, e in again.items() if e["status"] == "done"} == {"dcgan1", "dcgan2", "sngan1", "sngan2"}
+    # only the lost entry was scored again; its run had finished, so it was kept, not trained again
+    assert {k for k in stamps if _stamp(again[k]) != stamps[k]} == {"sngan2"}
+    assert again["sngan2"]["summary"]["steps"] == 1
+
+
+def _stamp(entry):
+    from pathlib import Path
+
+    return (Path(entry["run"]) / "eval.json").stat().st_mtime_ns
+
+
+def test_budgets_are_minutes():
+    assert parse_budget("10m") == 10 and parse_budget("90s") == 1.5 and parse_budget("1.5h") == 90
+    assert parse_budget("7") == 7
+    for bad in ("ten", "-3m", "0"):
+        with pytest.raises(ConfigError, match="--budget"):
+            parse_budget(bad)
+
+
+def test_a_time_budget_stops_training(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--data-dir", str(data), "--epochs", "1000", "--set", "model.width=4",
+                 "--set", "train.max_minutes=0.02", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and 1.2 <= summary["train_seconds"] < 10 and summary["epochs"] < 1000
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "raise train.max_minutes to train further" in capsys.readouterr().out
