@@ -12,6 +12,9 @@ is printed beside it).
 
     python benchmarks/bench_train.py --data-dir ../shared/datasets
     python benchmarks/bench_train.py --data-dir ../shared/datasets --ganzoo precision=fp32 --ganzoo precision=auto
+    python benchmarks/bench_train.py --data-dir DIR --device cuda --batch-size 128   # on a GPU
+
+Name the CPU (`lscpu`) or GPU beside every number you quote: the `auto` choices differ per kind.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def run_reference(args: argparse.Namespace) -> dict:
     dataset = tvd.FashionMNIST(args.data_dir, train=True, download=False,
                                transform=T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True)
-    gan = ganzoo.create_model("dcgan")
+    device = torch.device(args.device)
+    gan = ganzoo.create_model("dcgan").to(device)
     set_fast_dropout(gan, False)  # the reference uses PyTorch's own dropout
     G, D = gan.generator, gan.discriminator
     loss = ganzoo.create_loss("nonsaturating")
@@ -53,7 +57,8 @@ def run_reference(args: argparse.Namespace) -> dict:
     for step, (real, _) in enumerate(loader):
         if step == args.warmup + args.steps:
             break
-        z = torch.randn(real.shape[0], 100)
+        real = real.to(device)
+        z = torch.randn(real.shape[0], 100, device=device)
         fake = G(z)
         d_loss = loss.discriminator_loss(D(real), D(fake.detach()))
         opt_d.zero_grad()
@@ -63,6 +68,8 @@ def run_reference(args: argparse.Namespace) -> dict:
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         now = time.perf_counter()
         if step >= args.warmup:
             seconds.append(now - last)
@@ -77,7 +84,7 @@ def run_ganzoo(args: argparse.Namespace, overrides: list[str]) -> dict:
 
     raw = {"model": {"name": "dcgan"}, "data": {"name": "fashion_mnist", "root": args.data_dir, "download": False},
            "train": {"batch_size": args.batch_size, "max_steps": args.warmup + args.steps, "log_every": 1,
-                     "keep_checkpoints": 0}}
+                     "keep_checkpoints": 0, "early_grids": 0, "device": args.device}}
     for text in overrides:
         key, value = parse_override(text)
         raw["train"][key] = value
@@ -95,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder holding FashionMNIST/raw")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--rounds", type=int, default=3, help="times each configuration is run, in turn")
@@ -115,7 +123,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         for config in configs:
             cmd = [sys.executable, __file__, "--data-dir", args.data_dir, "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--only", config]
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device, "--only", config]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[config].append(json.loads(out.strip().splitlines()[-1]))
             print(f"  round {round_ + 1}: measured {runs[config][-1]['name']}", file=sys.stderr)
@@ -133,8 +141,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
+    from ganzoo.device import cpu_capability, cpu_model, describe_device
+
+    import torch
+
+    where = describe_device(torch.device(args.device)) if args.device != "cpu" else \
+        f"cpu ({cpu_model()}, {cpu_capability()}, {torch.get_num_threads()} threads)"
     print(f"dcgan, Fashion-MNIST, batch {args.batch_size}, {args.rounds} rounds of {args.steps} timed steps "
-          f"after {args.warmup} warm-up; images/s from the median step")
+          f"after {args.warmup} warm-up on {where}; images/s from the median step")
     print(f"{'configuration':44} {'images/s':>10} {'rounds':>13} {'vs ref':>8} {'peak RSS':>10}")
     for r in results:
         spread = f"{min(r['rounds_images_per_s']):.0f}-{max(r['rounds_images_per_s']):.0f}"

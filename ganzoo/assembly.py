@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .interfaces import GAN, Loss
 from .layers import set_fast_dropout
 from .malloc import retain_freed_memory
-from .registry import create_loss, create_model, create_optimizer
+from .registry import create_augmentation, create_loss, create_model, create_optimizer, create_regularizer
 from .step import StepModules
 
 
@@ -36,6 +36,14 @@ class Assembly:
     @property
     def ema(self) -> torch.nn.Module | None:
         return self.step.ema
+
+
+def refusal(gan: GAN, loss_name: str, loss: Loss) -> str | None:
+    """Why ``loss`` cannot train ``gan``, asked of both sides, or None."""
+    if gan.trains_with is not None and loss_name not in gan.trains_with:
+        return (f"its discriminator's output is read only by {', '.join(repr(n) for n in gan.trains_with)} "
+                f"(--loss {gan.trains_with[0]})")
+    return loss.check(gan)
 
 
 def training_device(config: Config, dist: DistInfo) -> torch.device:
@@ -58,9 +66,16 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
     gan = create_model(config.model.name, config.model.options, image_shape=data.image_shape,
                        num_classes=data.num_classes).to(device)
     loss = create_loss(config.loss.name, config.loss.options)
-    reason = loss.check(gan)
+    reason = refusal(gan, config.loss.name, loss)
     if reason:
         raise ConfigError(f"loss {config.loss.name!r} cannot train model {config.model.name!r}: {reason}")
+    regularizers = [(c.name, create_regularizer(c.name, c.options)) for c in config.regularizers]
+    augmentations = [(c.name, create_augmentation(c.name, c.options)) for c in config.augmentations]
+    for kind, name, part in [*(("regularizer", n, r) for n, r in regularizers),
+                             *(("augmentation", n, a) for n, a in augmentations)]:
+        reason = part.check(gan)
+        if reason:
+            raise ConfigError(f"{kind} {name!r} cannot be used with model {config.model.name!r}: {reason}")
     if gan.generator.num_classes and data.labels is None:
         raise ConfigError(f"model {config.model.name!r} is class-conditional, but dataset "
                           f"{config.data.name!r} has no labels")
@@ -89,15 +104,15 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
         opt_g=create_optimizer(config.g_optimizer.name, gan.generator.parameters(), config.g_optimizer.options),
         opt_d=create_optimizer(config.d_optimizer.name, gan.discriminator.parameters(), config.d_optimizer.options),
         device_type=device.type, dtype=speed.dtype, scalers=scalers, channels_last=speed.channels_last,
-        ema=ema, ema_decay=t.ema_decay,
+        ema=ema, ema_decay=t.ema_decay, regularizers=regularizers, augmentations=augmentations,
     )
     on_device = DatasetSplit(data.images.to(device), data.labels.to(device) if data.labels is not None else None,
                              data.class_names)
     return Assembly(device, on_device, gan, loss, speed, step, min(t.batch_size, len(data.images)))
 
 
-def describe(assembly: Assembly) -> dict[str, Any]:
-    """What the speed settings resolved to, for the run's summary."""
-    s = assembly.speed
-    return {"precision": s.precision, "channels_last": s.channels_last, "compile": s.compile,
-            "fast_dropout": s.fast_dropout, "reuse_memory": s.reuse_memory}
+def stateful_parts(assembly: Assembly) -> dict[str, Any]:
+    """The loss, regularizers and augmentations by checkpoint prefix: state outside any module."""
+    step = assembly.step
+    return {"loss": step.loss, **{f"regularizer.{n}": r for n, r in step.regularizers},
+            **{f"augmentation.{n}": a for n, a in step.augmentations}}

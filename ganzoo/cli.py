@@ -455,7 +455,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         # a checkpoint lives in RUN/checkpoints/; its samples go to RUN/samples/
         root = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-        chosen = f"_{args.class_}" if args.class_ is not None else ""
+        chosen = f"_{args.class_}" if args.class_ is not None else f"_code{args.code}" if args.code is not None else ""
         out = RunDir(root).samples / f"sample_seed{args.seed}{chosen}.png"
     # FILE.png: a grid; FILE.npy: uint8 [N, C, H, W]; FILE.gif: a latent walk; DIR/: one PNG per image
     to_folder = str(args.out or "").endswith(("/", "\\")) or out.is_dir()
@@ -466,6 +466,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.out and not out.parent.is_dir():
         raise GanzooError(f"folder {out.parent} does not exist")
 
+    import torch
+
     from .device import resolve_device
     from .images import save_grid, save_interpolation, save_npy, save_pngs
     from .sampling import generate, load_generator
@@ -474,7 +476,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     labels, nrow = _sample_labels(args, generator, meta)
     try:
         out.parent.mkdir(exist_ok=True)  # RUN/samples/ of a run that has none yet
-        if suffix == ".gif" and not to_folder:
+        if args.code is not None:
+            codes = generator.latent_codes()
+            if not codes:
+                raise GanzooError(f"--code needs a generator with latent codes (e.g. infogan); this {meta['model']} "
+                                  "run's has none")
+            if not 0 <= args.code < len(codes):
+                raise GanzooError(f"--code {args.code} is out of range: this run's codes are "
+                                  + ", ".join(f"{i}: {c}" for i, c in enumerate(codes)))
+            z, row = generator.traversal(args.code, generator=torch.Generator().manual_seed(args.seed))
+            save_grid(generator.sample(z=z, device="cpu"), out, nrow=row)
+            what = f"a traversal of code {args.code} ({codes[args.code]})"
+        elif suffix == ".gif" and not to_folder:
             save_interpolation(generator, out, seed=args.seed, labels=labels)
             what = "a latent interpolation"
         else:
@@ -619,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--class", dest="class_", metavar="CLASS",
                    help="conditional runs: only this class, by name (sneaker) or index (7)")
+    p.add_argument("--code", type=int, metavar="K",
+                   help="runs with latent codes (infogan): a grid that varies code K along each row")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="default cpu")
     p.set_defaults(func=cmd_sample)
     return parser

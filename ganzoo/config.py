@@ -101,6 +101,10 @@ class Component(Mapping[str, Any]):
         return len(self.to_dict())
 
 
+# train.* keys that list components of a kind: names, or tables {name = ..., KEY = VALUE}
+LISTS = {"regularizers": "regularizer", "augmentations": "augmentation"}
+
+
 @dataclass(frozen=True)
 class Config:
     """A fully validated configuration; ``to_dict()`` is what the run directory stores."""
@@ -111,14 +115,17 @@ class Config:
     train: TrainSettings
     g_optimizer: Component
     d_optimizer: Component
+    regularizers: tuple[Component, ...] = ()  # train.regularizers
+    augmentations: tuple[Component, ...] = ()  # train.augmentations
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         data = {k: getattr(self.data, k) for k in DATA_KEYS if getattr(self.data, k) is not None}
+        lists = {key: [c.to_dict() for c in getattr(self, key)] for key in LISTS if getattr(self, key)}
         return {
             "model": self.model.to_dict(),
             "loss": self.loss.to_dict(),
             "data": {**data, **options_to_dict(self.data.options)},
-            "train": options_to_dict(self.train),
+            "train": {**options_to_dict(self.train), **lists},
             "g_optimizer": self.g_optimizer.to_dict(),
             "d_optimizer": self.d_optimizer.to_dict(),
         }
@@ -294,6 +301,26 @@ def _migrate(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _listed(key: str, items: Any) -> tuple[Component, ...]:
+    """``train.regularizers = ["r1", {name = "lecam", weight = 0.3}]`` -> components, each checked."""
+    kind = LISTS[key]
+    if isinstance(items, (str, Mapping)):
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"config key 'train.{key}' must be a list of {kind} names or tables, got {items!r}")
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        values = {"name": item} if isinstance(item, str) else dict(item) if isinstance(item, Mapping) else None
+        if values is None or "name" not in values:
+            raise ConfigError(f"config key 'train.{key}[{i}]' must be a {kind} name or a table with a name, got {item!r}")
+        name = coerce(values.pop("name"), str, f"train.{key}[{i}].name")
+        if name in seen:
+            raise ConfigError(f"config key 'train.{key}' names {kind} {name!r} twice")
+        seen.add(name)
+        out.append(Component(name, get_registry().get(kind, name).make_options(values, f"train.{key}.{name}")))
+    return tuple(out)
+
+
 def resolve_config(raw: Mapping[str, Any]) -> Config:
     """Validate a merged config dict against the registry and fill in every default."""
     for section in raw:
@@ -302,11 +329,14 @@ def resolve_config(raw: Mapping[str, Any]) -> Config:
         if not isinstance(raw[section], Mapping):
             raise ConfigError(f"[{section}] must be a table of keys, got {raw[section]!r}")
     raw = _migrate(raw)
+    train = dict(raw.get("train", {}))
+    lists = {key: _listed(key, train.pop(key)) for key in LISTS if key in train}
     return Config(
         model=_component(raw, "model"),
         loss=_component(raw, "loss"),
         data=resolve_data(raw.get("data", {})),
-        train=build_options(TrainSettings, raw.get("train", {}), "train"),
+        train=build_options(TrainSettings, train, "train"),
         g_optimizer=_component(raw, "g_optimizer"),
         d_optimizer=_component(raw, "d_optimizer"),
+        **lists,
     )

@@ -2,7 +2,8 @@
 
 Registration hooks receive a ``register`` callback instead of returning a list, so the registry can
 attach the plugin's name to what it registers and reject a duplicate name, naming both plugins.
-Every kind of pluggable thing (models, losses, datasets, optimizers) is registered the same way:
+Every kind of pluggable thing (models, losses, datasets, optimizers, regularizers, augmentations)
+is registered the same way:
 ``register(name, build, *, options=OptionsDataclass, description="", ...)``, where ``options`` is a
 frozen dataclass made with :func:`ganzoo.option` whose fields are the component's config keys.
 Hooks are only ever given new optional arguments, never renamed.
@@ -70,6 +71,25 @@ def register_optimizers(register: Register) -> None:
 
     Call ``register(name, build, *, options=OptionsDataclass, description="")``.
     ``build(options, *, params)`` returns a ``torch.optim.Optimizer`` over ``params``.
+    """
+
+
+@hookspec
+def register_regularizers(register: Register) -> None:
+    """Register terms for D's loss that compose with any model and loss (R1, gradient penalties, ...).
+
+    Call ``register(name, build, *, options=OptionsDataclass, description="")``. ``build(options)``
+    returns a :class:`ganzoo.interfaces.Regularizer`; ``train.regularizers = ["NAME"]`` (or
+    ``[{name = "NAME", KEY = VALUE}]``) turns it on.
+    """
+
+
+@hookspec
+def register_augmentations(register: Register) -> None:
+    """Register differentiable augmentations applied to real and fake images before D (DiffAugment, ...).
+
+    Call ``register(name, build, *, options=OptionsDataclass, description="")``. ``build(options)``
+    returns a :class:`ganzoo.interfaces.Augmentation`; ``train.augmentations = ["NAME"]`` turns it on.
     """
 
 

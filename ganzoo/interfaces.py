@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["GAN", "Batch", "Discriminator", "DiscriminatorOutput", "Generator", "Loss", "evaluating", "logits_of",
-           "sample_images"]
+__all__ = ["GAN", "Augmentation", "Batch", "Discriminator", "DiscriminatorOutput", "Generator", "Loss",
+           "Regularizer", "Stateful", "evaluating", "logits_of", "sample_images"]
 
 
 @contextmanager
@@ -54,6 +54,15 @@ class Generator(nn.Module):
         """
         z = torch.randn(n, self.latent_dim, generator=generator)
         return z.to(device if device is not None else self._device())
+
+    def latent_codes(self) -> list[str]:
+        """Names of the interpretable parts of the latent (InfoGAN's codes); none by default."""
+        return []
+
+    def traversal(self, code: int, steps: int = 8, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Latents that vary code ``code`` along each row of a grid: ``(z, images per row)``.
+        Generators with :meth:`latent_codes` implement it; ``ganzoo sample --code`` draws it."""
+        raise ValueError(f"{type(self).__name__} has no latent codes to traverse")
 
     def sample(self, n: int | None = None, *, z: torch.Tensor | None = None, y: torch.Tensor | None = None,
                generator: torch.Generator | None = None, batch_size: int | None = None,
@@ -155,8 +164,12 @@ class GAN(nn.Module):
     ``ganzoo.layers.memory_format_of``. ``train.channels_last = auto`` turns it on only for such pairs.
 
     A variant whose objective has more than the adversarial loss (ACGAN's class losses, InfoGAN's
-    mutual information) overrides :meth:`discriminator_terms` and :meth:`generator_terms`.
+    mutual information) overrides :meth:`discriminator_terms` and :meth:`generator_terms`. One whose
+    discriminator's output only some losses understand (BEGAN's reconstruction error) names them in
+    ``trains_with``; ``None`` means any loss whose own check accepts the model.
     """
+
+    trains_with: tuple[str, ...] | None = None
 
     def __init__(self, generator: Generator, discriminator: Discriminator, *, channels_last: bool = False) -> None:
         super().__init__()
@@ -188,14 +201,30 @@ class GAN(nn.Module):
         return {}
 
 
-class Loss:
+class Stateful:
+    """State that is not a module's parameters or buffers but must survive a checkpoint (BEGAN's
+    k_t, an adaptive augmentation probability, a running mean): tensors by name."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Called on resume with what :meth:`state_dict` returned (empty if the run had none yet)."""
+
+
+class Loss(Stateful):
     """An adversarial objective, written on discriminator logits.
 
     The trainer calls :meth:`discriminator_loss` with logits of a real and a fake batch,
     adds :meth:`penalty` if it returns a tensor, and calls :meth:`generator_loss` with logits of a
     fake batch. Each returns a scalar to minimise. :meth:`check` is asked once, before training,
     whether the loss can train a model at all.
+
+    A loss whose generator side also needs D's logits on real images (the relativistic losses) sets
+    ``generator_sees_real = True``; ``generator_loss`` then receives ``real_logits`` too.
     """
+
+    generator_sees_real: bool = False
 
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -208,6 +237,49 @@ class Loss:
         """An extra discriminator term (e.g. a gradient penalty); ``None`` when there is none."""
         return None
 
+    def after_discriminator_update(self, discriminator: Discriminator, real_logits: torch.Tensor,
+                                   fake_logits: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Called after every update of D with that update's logits (detached): WGAN clips D's
+        weights here, BEGAN moves its k_t. Tensors returned are logged by name."""
+        return None
+
     def check(self, gan: GAN) -> str | None:
         """Why this loss cannot train ``gan`` (e.g. a gradient penalty with a BatchNorm critic), or None."""
+        return None
+
+
+class Regularizer(Stateful):
+    """A term added to D's loss (R1, a gradient penalty, consistency regularisation, LeCam, ...),
+    composable with any loss and model that :meth:`check` accepts.
+
+    ``every = k`` applies it on every k-th step only, times k (StyleGAN2's lazy regularisation).
+    """
+
+    every: int = 1
+
+    def discriminator_term(self, discriminator: Discriminator, batch: Batch, real_out: DiscriminatorOutput,
+                           fake_out: DiscriminatorOutput) -> torch.Tensor:  # pragma: no cover
+        """The term for this step; ``batch`` holds the images D saw (after any augmentation) and
+        ``real_out`` / ``fake_out`` what it said of them (fp32, with gradients)."""
+        raise NotImplementedError
+
+    def check(self, gan: GAN) -> str | None:
+        """Why this regularizer cannot be used with ``gan``, or None."""
+        return None
+
+
+class Augmentation(Stateful):
+    """A differentiable transform applied to real and fake images alike before D sees them, in
+    D's updates and G's (DiffAugment), so that D cannot overfit the few real images it has."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def observe(self, real_logits: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Called after every update of D with its logits on the (augmented) reals: an adaptive
+        augmentation tunes its strength here (ADA). Tensors returned are logged by name."""
+        return None
+
+    def check(self, gan: GAN) -> str | None:
+        """Why this augmentation cannot be used with ``gan`` (or its images), or None."""
         return None

@@ -102,6 +102,20 @@ class OptimizerSpec(Spec):
 
 
 @dataclass(frozen=True)
+class RegularizerSpec(Spec):
+    kind: ClassVar[str] = "regularizer"
+    plural: ClassVar[str] = "regularizers"
+    hook: ClassVar[str] = "register_regularizers"
+
+
+@dataclass(frozen=True)
+class AugmentationSpec(Spec):
+    kind: ClassVar[str] = "augmentation"
+    plural: ClassVar[str] = "augmentations"
+    hook: ClassVar[str] = "register_augmentations"
+
+
+@dataclass(frozen=True)
 class DatasetSpec(Spec):
     kind: ClassVar[str] = "dataset"
     plural: ClassVar[str] = "datasets"
@@ -146,7 +160,8 @@ class DatasetSpec(Spec):
         return re.sub(r"[^A-Za-z0-9_.\-]+", "_", base).strip("._") or self.name
 
 
-SPEC_TYPES: dict[str, type[Spec]] = {cls.kind: cls for cls in (ModelSpec, LossSpec, DatasetSpec, OptimizerSpec)}
+SPEC_TYPES: dict[str, type[Spec]] = {
+    cls.kind: cls for cls in (ModelSpec, LossSpec, DatasetSpec, OptimizerSpec, RegularizerSpec, AugmentationSpec)}
 KINDS = tuple(SPEC_TYPES)
 
 
@@ -243,6 +258,8 @@ list_models = _lister("model")
 list_losses = _lister("loss")
 list_datasets = _lister("dataset")
 list_optimizers = _lister("optimizer")
+list_regularizers = _lister("regularizer")
+list_augmentations = _lister("augmentation")
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -300,6 +317,24 @@ def create_loss(name: str, options: Any = None, **overrides: Any) -> Any:
 
     spec = get_loss_spec(name)
     return _checked(spec, spec.build(_options(spec, options, overrides, "loss")), Loss, "ganzoo.interfaces.Loss")
+
+
+def create_regularizer(name: str, options: Any = None, **overrides: Any) -> Any:
+    """Build a registered regularizer by name."""
+    from .interfaces import Regularizer
+
+    spec = get_registry().get("regularizer", name)
+    return _checked(spec, spec.build(_options(spec, options, overrides, "regularizer")), Regularizer,
+                    "ganzoo.interfaces.Regularizer")
+
+
+def create_augmentation(name: str, options: Any = None, **overrides: Any) -> Any:
+    """Build a registered augmentation by name."""
+    from .interfaces import Augmentation
+
+    spec = get_registry().get("augmentation", name)
+    return _checked(spec, spec.build(_options(spec, options, overrides, "augmentation")), Augmentation,
+                    "ganzoo.interfaces.Augmentation")
 
 
 def create_optimizer(name: str, params: Iterable[Any], options: Any = None, **overrides: Any) -> Any:

@@ -9,12 +9,12 @@ tensor, so the caller decides when to read values back to the host.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .interfaces import GAN, Batch, DiscriminatorOutput, Loss, as_output
+from .interfaces import GAN, Augmentation, Batch, DiscriminatorOutput, Loss, Regularizer, as_output
 
 
 @dataclass
@@ -35,9 +35,16 @@ class StepModules:
     channels_last: bool = False
     ema: torch.nn.Module | None = None
     ema_decay: float = 0.0
+    regularizers: list[tuple[str, Regularizer]] = field(default_factory=list)  # (name, regularizer)
+    augmentations: list[tuple[str, Augmentation]] = field(default_factory=list)
 
     def autocast(self) -> AbstractContextManager[Any]:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        for _, augmentation in self.augmentations:
+            images = augmentation(images)
+        return images
 
 
 def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: Any) -> None:
@@ -59,22 +66,32 @@ def _add_terms(loss: torch.Tensor, terms: dict[str, torch.Tensor], prefix: str,
     return loss
 
 
-def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | None,
-                         z: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, DiscriminatorOutput]:
-    """Update D once; return its metrics, the fake batch (with G's graph) and D's output on the reals."""
+def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor,
+                         step: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, DiscriminatorOutput]:
+    """Update D once; return its metrics, the fake batch (with G's graph) and D's output on the reals.
+
+    ``step`` (counted from 0) decides which lazy regularizers apply.
+    """
     with m.autocast():
         fake = m.G(z, y)  # conditional G: fakes take the labels of the real batch
-        real_out = as_output(m.D(real, y)).float()
-        fake_out = as_output(m.D(fake.detach(), y)).float()
+        seen = Batch(m.augment(real), m.augment(fake.detach()), z, y)  # what D sees
+        real_out = as_output(m.D(seen.real, y)).float()
+        fake_out = as_output(m.D(seen.fake, y)).float()
     out: dict[str, torch.Tensor] = {}
     d_loss = m.loss.discriminator_loss(real_out.logits, fake_out.logits)
     d_loss = _add_terms(d_loss, m.gan.discriminator_terms(real_out, fake_out, Batch(real, fake.detach(), z, y)), "d", out)
-    penalty = m.loss.penalty(m.gan.discriminator, real, fake.detach().float(), y)
+    penalty = m.loss.penalty(m.gan.discriminator, seen.real, seen.fake.float(), y)
     if penalty is not None:
         d_loss = d_loss + penalty
+    due = {name: reg.every * reg.discriminator_term(m.gan.discriminator, seen, real_out, fake_out)
+           for name, reg in m.regularizers if step % reg.every == 0}
+    d_loss = _add_terms(d_loss, due, "d", out)
     _update(d_loss, m.opt_d, m.scalers[0] if m.scalers else None)
-    out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(real_out.logits.detach()).mean(),
-               d_fake=torch.sigmoid(fake_out.logits.detach()).mean())
+    real_logits, fake_logits = real_out.logits.detach(), fake_out.logits.detach()
+    out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean())
+    out.update(m.loss.after_discriminator_update(m.gan.discriminator, real_logits, fake_logits) or {})
+    for _, augmentation in m.augmentations:
+        out.update(augmentation.observe(real_logits) or {})
     return out, fake, real_out
 
 
@@ -85,8 +102,14 @@ def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: 
     out: dict[str, torch.Tensor] = {}
     try:
         with m.autocast():
-            fake_out = as_output(m.D_frozen(fake, y)).float()
-        g_loss = m.loss.generator_loss(fake_out.logits)
+            fake_out = as_output(m.D_frozen(m.augment(fake), y)).float()
+            if m.loss.generator_sees_real:  # relativistic losses: D's logits on reals, as D is now
+                with torch.no_grad():
+                    real_logits = as_output(m.D_frozen(m.augment(real), y)).logits.float()
+        if m.loss.generator_sees_real:
+            g_loss = m.loss.generator_loss(fake_out.logits, real_logits)
+        else:
+            g_loss = m.loss.generator_loss(fake_out.logits)
         g_loss = _add_terms(g_loss, m.gan.generator_terms(fake_out, Batch(real, fake, z, y)), "g", out)
         _update(g_loss, m.opt_g, m.scalers[1] if m.scalers else None)
     finally:
@@ -98,11 +121,11 @@ def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: 
 
 
 def train_step(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, *,
-               update_g: bool = True) -> dict[str, torch.Tensor]:
+               update_g: bool = True, step: int = 0) -> dict[str, torch.Tensor]:
     """One D update and, when ``update_g``, one G update; the metrics of both."""
     if m.channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
-    out, fake, _ = discriminator_update(m, real, y, z)
+    out, fake, _ = discriminator_update(m, real, y, z, step)
     if update_g:
         out.update(generator_update(m, real, fake, y, z))
     return out

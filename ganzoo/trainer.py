@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from .version import __version__
-from .assembly import assemble
+from .assembly import assemble, stateful_parts
 from .atomic import atomic_write_bytes
-from .checkpoint import load_checkpoint, pack_training_state, save_checkpoint, unpack_training_state
+from .checkpoint import load_checkpoint, pack_training_state, save_checkpoint, split_prefix, unpack_training_state
 from .config import Config
 from .data import to_unit_range
 from .device import describe_device
@@ -143,6 +143,8 @@ class Trainer:
             if self.dist.is_main:
                 atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
                 write_run_pictures(self.run.path, self.run.read_metrics())
+                if status == "completed":
+                    self.save_traversals()
             self.events.emit("on_train_end", trainer=self, summary=summary)
         return summary
 
@@ -158,7 +160,7 @@ class Trainer:
         """One step on a batch in [-1, 1]; G learns every ``train.d_steps``-th step."""
         z = self.gan.generator.sample_latent(real.shape[0], generator=self.noise_rng, device=self.device)
         update_g = (self.state.step + 1) % self.config.train.d_steps == 0
-        return train_step(self.parts.step, real, y, z, update_g=update_g)
+        return train_step(self.parts.step, real, y, z, update_g=update_g, step=self.state.step)
 
     def _steps_this_epoch(self) -> int:
         return min(self.steps_per_epoch, self.total_steps - self.state.epoch * self.steps_per_epoch)
@@ -313,6 +315,8 @@ class Trainer:
             "fast_dropout": self.speed.fast_dropout,
             "reuse_memory": self.speed.reuse_memory,
             "auto": dict(self.speed.reasons),
+            "regularizers": [c.name for c in self.config.regularizers],
+            "augmentations": [c.name for c in self.config.augmentations],
             "final": {k: float(v) for k, v in self.last.items()},
             "best_fid": self.state.best_fid,
             **peak_memory(self.device),
@@ -327,6 +331,15 @@ class Trainer:
         G = self.ema if self.ema is not None else self.gan.generator
         return save_grid(G.sample(z=self.fixed_noise, y=self.grid_labels), path, nrow=8)
 
+    def save_traversals(self) -> list[Path]:
+        """A latent-traversal grid per code, for generators with interpretable codes (InfoGAN)."""
+        G = self.ema if self.ema is not None else self.gan.generator
+        paths = []
+        for code in range(len(G.latent_codes())):
+            z, nrow = G.traversal(code, generator=torch.Generator().manual_seed(self.config.train.seed + 3))
+            paths.append(save_grid(G.sample(z=z), self.run.samples / f"traversal_code{code}.png", nrow=nrow))
+        return paths
+
     def _checkpoint_parts(self) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
         modules: dict[str, torch.nn.Module] = {"generator": self.gan.generator, "discriminator": self.gan.discriminator}
         if self.ema is not None:
@@ -338,10 +351,12 @@ class Trainer:
         path = self.run.last_checkpoint
         if not self.dist.is_main:
             return path
-        rng = {"fixed_noise": self.fixed_noise, "rng.torch": torch.get_rng_state(), "rng.noise": self.noise_rng.get_state()}
+        extra = {"fixed_noise": self.fixed_noise, "rng.torch": torch.get_rng_state(), "rng.noise": self.noise_rng.get_state()}
         if self.device.type == "cuda":
-            rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors, optimizer_meta = pack_training_state(*self._checkpoint_parts(), rng)
+            extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for prefix, part in stateful_parts(self.parts).items():
+            extra.update({f"{prefix}.{k}": v for k, v in part.state_dict().items()})
+        tensors, optimizer_meta = pack_training_state(*self._checkpoint_parts(), extra)
         meta = {
             "ganzoo_version": __version__, "torch_version": torch.__version__, "model": self.config.model.name,
             "image_shape": list(self.image_shape), "num_classes": self.num_classes,
@@ -380,6 +395,8 @@ class Trainer:
         else:
             unpack_training_state(path, tensors, meta, modules, optimizers, names={"generator_ema": "generator EMA"})
         self.fixed_noise = tensors["fixed_noise"]
+        for prefix, part in stateful_parts(self.parts).items():
+            part.load_state_dict({k: v.to(self.device) for k, v in split_prefix(tensors, prefix).items()})
         torch.set_rng_state(tensors["rng.torch"])
         self.noise_rng.set_state(tensors["rng.noise"])
         if "rng.cuda" in tensors and self.device.type == "cuda":

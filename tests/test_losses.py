@@ -38,9 +38,10 @@ def test_losses_stay_finite_for_saturated_logits():
     for name in ganzoo.list_losses():
         loss = ganzoo.create_loss(name)
         big = torch.tensor([1e4, -1e4])
+        real = (big,) if loss.generator_sees_real else ()
         assert torch.isfinite(loss.discriminator_loss(big, -big))
-        assert torch.isfinite(loss.generator_loss(big))
-        assert torch.isfinite(loss.generator_loss(-big))
+        assert torch.isfinite(loss.generator_loss(big, *real))
+        assert torch.isfinite(loss.generator_loss(-big, *real))
 
 
 def test_minimax_gradient_vanishes_where_nonsaturating_does_not():
@@ -124,3 +125,65 @@ def test_wasserstein_loss_refuses_a_batchnorm_critic_from_the_cli(tiny_data, tmp
     assert code == 2 and "loss 'wgan-gp' cannot train model 'dcgan': the critic uses BatchNorm" in err
 
 
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_relativistic_standard_by_hand():
+    loss = ganzoo.create_loss("rsgan")
+    real, fake = torch.tensor(REAL), torch.tensor(FAKE)
+    d = (softplus(-(2.0 - 0.5)) + softplus(-(-1.0 + 3.0))) / 2  # pairs (2, 0.5) and (-1, -3)
+    g = (softplus(-(0.5 - 2.0)) + softplus(-(-3.0 + 1.0))) / 2
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(d, rel=1e-6)
+    assert loss.generator_loss(fake, real).item() == pytest.approx(g, rel=1e-6)
+    assert loss.generator_sees_real is True
+    with pytest.raises(ValueError, match="needs D's logits on real images"):
+        loss.generator_loss(fake)
+
+
+def test_relativistic_average_by_hand():
+    loss = ganzoo.create_loss("ragan")
+    real, fake = torch.tensor(REAL), torch.tensor(FAKE)
+    mr, mf = sum(REAL) / 2, sum(FAKE) / 2  # 0.5 and -1.25
+    d = sum(softplus(-(r - mf)) for r in REAL) / 2 + sum(softplus(f - mr) for f in FAKE) / 2
+    g = sum(softplus(-(f - mr)) for f in FAKE) / 2 + sum(softplus(r - mf) for r in REAL) / 2
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(d, rel=1e-6)
+    assert loss.generator_loss(fake, real).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_relativistic_losses_train_a_step_with_the_real_logits_of_the_updated_d(tiny_data, tmp_path):
+    """The step passes D's logits on the reals to G's loss; the other losses' G side is unchanged."""
+    from conftest import make_trainer
+
+    seen = []
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4)
+    original = trainer.parts.step.loss
+    loss = ganzoo.create_loss("ragan")
+    real_generator_loss = loss.generator_loss
+
+    def spy(fake_logits, real_logits=None):
+        seen.append(real_logits)
+        return real_generator_loss(fake_logits, real_logits)
+
+    loss.generator_loss = spy
+    trainer.parts.step.loss = loss
+    out = trainer.train_step(trainer.images[:24].float() / 127.5 - 1, None)
+    assert seen and seen[0].shape == (24,) and not seen[0].requires_grad and "g_loss" in out
+    assert not original.generator_sees_real
+
+
+def test_wgan_clips_the_critic_and_logs_its_estimate():
+    loss = ganzoo.create_loss("wgan", clip=0.05)
+    critic = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.5, -0.01, -2.0]]))
+    logged = loss.after_discriminator_update(critic, torch.tensor([1.0, 3.0]), torch.tensor([0.5, 0.5]))
+    assert critic.weight[0].tolist() == pytest.approx([0.05, -0.01, -0.05])
+    assert logged["wasserstein"].item() == pytest.approx(1.5)
+    assert loss.discriminator_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.5, 0.5])).item() == pytest.approx(-1.5)
+    assert loss.check(ganzoo.create_model("wgan")) is None
+    sigmoid_critic = ganzoo.create_model("wgan", width=4)
+    sigmoid_critic.discriminator.head = torch.nn.Sequential(sigmoid_critic.discriminator.head, torch.nn.Sigmoid())
+    assert "sigmoid" in loss.check(sigmoid_critic)

@@ -146,7 +146,7 @@ def test_registration_refuses_a_switch_that_is_also_an_option(monkeypatch):
 def test_every_kind_is_one_spec_type():
     from ganzoo.registry import SPEC_TYPES, Spec
 
-    assert set(SPEC_TYPES) == {"model", "loss", "dataset", "optimizer"}
+    assert set(SPEC_TYPES) == {"model", "loss", "dataset", "optimizer", "regularizer", "augmentation"}
     assert all(issubclass(t, Spec) and t.hook.startswith("register_") for t in SPEC_TYPES.values())
     from ganzoo import hookspecs
 

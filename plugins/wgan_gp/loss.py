@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.interfaces import Discriminator, Loss, logits_of
+from ganzoo.interfaces import Discriminator, Loss
+from ganzoo_plugins.regularizers.terms import gradient_penalty
 
 
 class WassersteinGP(Loss):
@@ -30,10 +31,5 @@ class WassersteinGP(Loss):
 
     def penalty(self, discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor,
                 y: torch.Tensor | None = None) -> torch.Tensor:
-        # one epsilon and one gradient norm per sample (not one norm over the batch)
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        scores = logits_of(discriminator(x_hat, y))
-        (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-        norms = grads.flatten(1).norm(2, dim=1)
-        return self.penalty_weight * ((norms - 1.0) ** 2).mean()
+        # the `gp` regularizer's penalty: one epsilon and one gradient norm per sample
+        return gradient_penalty(discriminator, real, fake, y, self.penalty_weight)

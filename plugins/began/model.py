@@ -1,0 +1,125 @@
+"""BEGAN's networks and loss (Berthelot, Schumm and Metz, *BEGAN: Boundary Equilibrium Generative
+Adversarial Networks*, 2017), section 3; the architecture of section 3.5 (Figure 1) at 28x28/32x32.
+
+L(v) = |v - D(v)|, the mean absolute error of D's reconstruction (eta = 1). With the diversity
+ratio gamma and gain lambda_k (eq. 4 of section 3.4):
+
+    L_D = L(x) - k_t L(G(z))        L_G = L(G(z))
+    k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
+
+and the convergence measure M = L(x) + |gamma L(x) - L(G(z))| (section 3.4.1), logged with k_t.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganzoo.errors import ConfigError
+from ganzoo.interfaces import GAN, Discriminator, Generator, Loss
+
+
+def _convs(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, 1, 1), nn.ELU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1), nn.ELU(inplace=True)]
+
+
+class Decoder(nn.Module):
+    """h -> n x H/4 x W/4 -> two nearest-neighbour upsamplings, two 3x3 convolutions per scale."""
+
+    def __init__(self, inputs: int, n: int, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        self.base = (height // 4, width // 4)
+        self.n = n
+        self.fc = nn.Linear(inputs, n * self.base[0] * self.base[1])
+        self.net = nn.Sequential(*_convs(n, n), nn.Upsample(scale_factor=2, mode="nearest"), *_convs(n, n),
+                                 nn.Upsample(scale_factor=2, mode="nearest"), *_convs(n, n),
+                                 nn.Conv2d(n, channels, 3, 1, 1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(h).reshape(h.shape[0], self.n, *self.base))
+
+
+class BEGANGenerator(Generator):
+    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options.latent_dim, image_shape)
+        self.decoder = Decoder(options.latent_dim, options.filters, image_shape)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.decoder(z))
+
+    def sample_latent(self, n: int, *, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+        z = torch.rand(n, self.latent_dim, generator=generator) * 2 - 1  # uniform on [-1, 1], as in the paper
+        return z.to(device if device is not None else self._device())
+
+
+class AutoencoderDiscriminator(Discriminator):
+    """Encoder (3x3 convolutions, stride-2 subsampling, filters n, 2n, 3n; FC to h) and a decoder
+    like G's. Its output per image is L(v): not a logit, a reconstruction error (lower: more real)."""
+
+    reconstructs = True
+
+    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(image_shape)
+        channels, height, width = image_shape
+        n = options.filters
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, n, 3, 1, 1), nn.ELU(inplace=True), *_convs(n, n),
+            nn.Conv2d(n, 2 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(2 * n, 2 * n),
+            nn.Conv2d(2 * n, 3 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(3 * n, 3 * n), nn.Flatten(),
+            nn.Linear(3 * n * (height // 4) * (width // 4), options.hidden))
+        self.decoder = Decoder(options.hidden, n, image_shape)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return (x - self.reconstruct(x)).abs().flatten(1).mean(1)
+
+
+class BEGANLoss(Loss):
+    def __init__(self, gamma: float, k_rate: float) -> None:
+        self.gamma, self.k_rate = gamma, k_rate
+        self.k = torch.zeros(())  # k_0 = 0
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        self.k = self.k.to(real_logits.device)
+        return real_logits.mean() - self.k * fake_logits.mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits.mean()
+
+    @torch.no_grad()
+    def after_discriminator_update(self, discriminator: Discriminator, real_logits: torch.Tensor,
+                                   fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        real, fake = real_logits.mean(), fake_logits.mean()
+        balance = self.gamma * real - fake
+        self.k = (self.k.to(real.device) + self.k_rate * balance).clamp(0.0, 1.0)
+        return {"k": self.k, "convergence": real + balance.abs()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"k": self.k}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "k" in state:
+            self.k = state["k"]
+
+    def check(self, gan: Any) -> str | None:
+        if not getattr(gan.discriminator, "reconstructs", False):
+            return "BEGAN's loss is written on an autoencoder's reconstruction errors; train the began model"
+        return None
+
+
+class BEGAN(GAN):
+    trains_with = ("began",)  # its D's output is a reconstruction error, which only BEGAN's loss reads
+
+
+def build_began(options: Any, image_shape: tuple[int, int, int]) -> GAN:
+    _, height, width = image_shape
+    if height % 4 or width % 4:
+        raise ConfigError(f"began needs image height and width divisible by 4, got {height}x{width}")
+    return BEGAN(BEGANGenerator(options, image_shape), AutoencoderDiscriminator(options, image_shape))

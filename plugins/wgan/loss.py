@@ -1,0 +1,35 @@
+"""The Wasserstein loss with weight clipping (Arjovsky, Chintala and Bottou, 2017, Algorithm 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.interfaces import Discriminator, Loss
+
+
+class WassersteinClipped(Loss):
+    def __init__(self, clip: float = 0.01) -> None:
+        self.clip = clip
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        # line 5: the critic ascends E[f(x)] - E[f(g(z))]; as a loss to minimise, the negative
+        return fake_logits.mean() - real_logits.mean()
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()  # line 10: G descends -E[f(g(z))]
+
+    @torch.no_grad()
+    def after_discriminator_update(self, discriminator: Discriminator, real_logits: torch.Tensor,
+                                   fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        for param in discriminator.parameters():  # line 7: w <- clip(w, -c, c)
+            param.clamp_(-self.clip, self.clip)
+        # the critic's estimate of the Wasserstein distance, which the paper plots
+        return {"wasserstein": real_logits.mean() - fake_logits.mean()}
+
+    def check(self, gan: Any) -> str | None:
+        if any(isinstance(m, nn.Sigmoid) for m in gan.discriminator.modules()):
+            return "the critic ends in a sigmoid; a Wasserstein critic must output an unbounded score"
+        return None
