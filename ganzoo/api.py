@@ -89,10 +89,6 @@ def train_config(model: str | None = None, *, dataset: str | None = None, recipe
                    ("data_dir", "loss", "epochs", "batch_size", "max_steps", "seed", "device", "eval_every")}
     if flags:
         raise TypeError(f"train() got unexpected keyword arguments: {', '.join(sorted(flags))}")
-    if resumed is not None:
-        for name in ("loss", "batch_size", "seed"):
-            if flag_values[name] is not None:
-                raise ConfigError(f"--{name.replace('_', '-')} cannot change when resuming; start a new run instead")
     return compose(model, dataset=dataset, recipe=recipe, config_file=config, flags=_flags(**flag_values),
                    overrides=overrides, resume=resumed)
 

@@ -14,10 +14,10 @@ import torch
 from .config import Config
 from .data import DatasetSplit, load_images
 from .device import SpeedSettings, resolve_device
-from .distributed import DistInfo
+from .distributed import DistInfo, gather_all
 from .errors import ConfigError
 from .interfaces import GAN, Loss
-from .layers import set_fast_dropout
+from .layers import set_fast_dropout, uses_batchnorm
 from .malloc import retain_freed_memory
 from .registry import create_augmentation, create_loss, create_model, create_optimizer, create_regularizer
 from .step import StepModules
@@ -76,6 +76,10 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
         reason = part.check(gan)
         if reason:
             raise ConfigError(f"{kind} {name!r} cannot be used with model {config.model.name!r}: {reason}")
+    share = min(t.batch_size, len(data.images)) // dist.world_size
+    if share < 2 and uses_batchnorm(gan):
+        raise ConfigError(f"{config.model.name!r} uses BatchNorm, which needs at least 2 images per batch and process; "
+                          f"this run has {share} (train.batch_size, data.limit, --nproc)")
     if gan.generator.num_classes and data.labels is None:
         raise ConfigError(f"model {config.model.name!r} is class-conditional, but dataset "
                           f"{config.data.name!r} has no labels")
@@ -105,6 +109,7 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
         opt_d=create_optimizer(config.d_optimizer.name, gan.discriminator.parameters(), config.d_optimizer.options),
         device_type=device.type, dtype=speed.dtype, scalers=scalers, channels_last=speed.channels_last,
         ema=ema, ema_decay=t.ema_decay, regularizers=regularizers, augmentations=augmentations,
+        gather=gather_all if dist.enabled else None,
     )
     on_device = DatasetSplit(data.images.to(device), data.labels.to(device) if data.labels is not None else None,
                              data.class_names)

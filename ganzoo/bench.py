@@ -91,7 +91,7 @@ def _scores(result: dict[str, Any]) -> dict[str, Any]:
     return {**{k: result[k] for k in keep if k in result}, "floor_fid": result["floor"]["fid"]}
 
 
-def run_bench(patterns: Sequence[str] = (), *, dataset: str = "fashion_mnist", budget_minutes: float | None = None,
+def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budget_minutes: float | None = None,
               epochs: int | None = None, recipes: Sequence[str] = (DEFAULT,), seeds: Sequence[int] = (0,),
               out: str | Path = "bench", data_dir: str | Path | None = None, device: str | None = None,
               n: int = 10000, overrides: Sequence[str] = (),
@@ -102,6 +102,9 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str = "fashion_mnist", b
 
     if (budget_minutes is None) == (epochs is None):
         raise ConfigError("give a budget: --budget 10m (minutes of training) or --epochs N, not both")
+    from .config import default_name
+
+    dataset = dataset or default_name("data")
     models = list_models(list(patterns) or "*")
     if not models:
         raise ConfigError(f"no model matches {' '.join(patterns)!r}; `ganzoo list` shows them")
@@ -113,9 +116,14 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str = "fashion_mnist", b
     path = out / "bench.json"
     done: dict[str, Entry] = {}
     if path.is_file():
-        previous = json.loads(path.read_text())
-        if previous.get("settings") == settings:
-            done = {e.key: e for e in (Entry(**d) for d in previous.get("entries", [])) if e.status in ("done", "skipped")}
+        try:
+            previous = json.loads(path.read_text())
+            if previous.get("settings") == settings:
+                done = {e.key: e for e in (Entry(**d) for d in previous.get("entries", []))
+                        if e.status in ("done", "skipped")}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{path} is not a bench.json this ganzoo can read ({type(exc).__name__}: {exc}); "
+                              "move it away, or pass another --out") from None
     entries: list[Entry] = []
     for model in models:
         for recipe in recipes:

@@ -279,10 +279,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_budget, run_bench
 
     err = _console(stderr=True)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [0]
     result = run_bench(args.patterns, dataset=args.dataset, budget_minutes=parse_budget(args.budget) if args.budget else None,
                        epochs=args.epochs, recipes=[r.strip() for r in args.recipes.split(",") if r.strip()],
-                       seeds=seeds, out=args.out, data_dir=args.data_dir, device=args.device, n=args.n,
+                       seeds=args.seeds, out=args.out, data_dir=args.data_dir, device=args.device, n=args.n,
                        overrides=args.set or (), log=lambda text: err.print(text, style="dim"))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -477,6 +476,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         out.parent.mkdir(exist_ok=True)  # RUN/samples/ of a run that has none yet
         if args.code is not None:
+            if to_folder or suffix != ".png":
+                raise GanzooError(f"--code draws a grid: --out must be a .png, got {out.name!r}")
             codes = generator.latent_codes()
             if not codes:
                 raise GanzooError(f"--code needs a generator with latent codes (e.g. infogan); this {meta['model']} "
@@ -488,6 +489,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
             save_grid(generator.sample(z=z, device="cpu"), out, nrow=row)
             what = f"a traversal of code {args.code} ({codes[args.code]})"
         elif suffix == ".gif" and not to_folder:
+            if labels is not None:  # one label per walk of the 4x4 grid
+                labels = labels[:1].repeat(16) if args.class_ is not None else torch.arange(16) % generator.num_classes
             save_interpolation(generator, out, seed=args.seed, labels=labels)
             what = "a latent interpolation"
         else:
@@ -516,6 +519,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected seeds of 0 or more, got {text!r}")
+    return seeds
 
 
 def _nproc(text: str) -> int | str:
@@ -569,12 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "scored (FID/KID, floor, class coverage) and ranked by mean FID. Interrupted, "
                                    "it resumes where it stopped.")
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style model names (default: all)")
-    p.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    p.add_argument("--dataset", help="dataset name (default: the default dataset, fashion_mnist)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget", metavar="TIME", help="minutes of training steps per run: 10m, 90s, 1.5h")
     budget.add_argument("--epochs", type=_positive_int, help="epochs per run")
     p.add_argument("--recipes", default="default", help="comma-separated recipe names, e.g. default,fast")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 1,2,3 (default 0)")
+    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds, e.g. 1,2,3 (default 0)")
     p.add_argument("--n", type=_positive_int, default=10000, help="samples per score (default 10000)")
     p.add_argument("--out", default="bench", help="folder for the runs, bench.json and bench.html (default bench/)")
     p.add_argument("--data-dir", help="the folder that holds the dataset")
@@ -600,12 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train MODEL on a dataset. Settings are layered, later ones winning: the "
                                    "model's recipe for the dataset, then --config, then flags, then --set.")
     p.add_argument("model", nargs="?", help="registered model name (`ganzoo list`)")
-    p.add_argument("--dataset", help="dataset name (default fashion_mnist)")
+    p.add_argument("--dataset", help="dataset name (default: the default dataset, fashion_mnist)")
     p.add_argument("--data-dir", help="dataset root in torchvision's layout (default $GANZOO_DATA_DIR or ~/.cache/ganzoo/datasets)")
     p.add_argument("--epochs", type=_positive_int, help="total epochs; with --resume, the total to reach")
     p.add_argument("--batch-size", type=_positive_int, help="images per step")
     p.add_argument("--max-steps", type=_positive_int, help="stop after this many steps in total")
-    p.add_argument("--loss", help="loss name (default nonsaturating)")
+    p.add_argument("--loss", help="loss name (default: the model's recipe's, else nonsaturating)")
     p.add_argument("--recipe", metavar="NAME", help="a named recipe of the model for the dataset, e.g. fast "
                                                     "(`ganzoo list MODEL` shows them; default: the default recipe)")
     p.add_argument("--config", help="TOML config file, layered over the recipe")

@@ -8,7 +8,8 @@ below. Settings are layered, later layers winning (:func:`compose`)::
     the model's recipe for the dataset -> --config FILE -> flags (--epochs, ...) -> --set KEY=VALUE
 
 and a resumed run starts from its checkpoint's config and may change only what cannot change the
-maths of the run so far (``train.*``, ``data.root``, ``data.download``). Changing a component's
+maths of the run so far (:data:`RESUMABLE`: its length, its device and speed switches, logging,
+``data.root``). Changing a component's
 ``name`` in any layer starts that component from its defaults; the layer's other keys for it apply.
 """
 
@@ -33,15 +34,21 @@ __all__ = [
 
 SECTIONS = ("model", "loss", "data", "train", "g_optimizer", "d_optimizer")
 COMPONENT_KINDS = {"model": "model", "loss": "loss", "g_optimizer": "optimizer", "d_optimizer": "optimizer"}
-DEFAULT_NAMES = {"loss": "nonsaturating", "g_optimizer": "adam", "d_optimizer": "adam", "data": "fashion_mnist"}
 DATA_KEYS = ("name", "root", "download", "limit")
-RESUMABLE = {"data": ("root", "download"), "train": None}  # None: every key of the section
+# What a resumed run may change: where things are, how long it goes on, how it is reported and how
+# fast it computes; never what it computes (seed, batch, d_steps, regularizers, ...).
+RESUMABLE = {
+    "data": ("root", "download"),
+    "train": ("epochs", "max_steps", "max_minutes", "device", "log_every", "early_grids", "keep_checkpoints",
+              "eval_every", "eval_n", "ema_decay", "precision", "channels_last", "compile", "fast_dropout",
+              "reuse_memory"),
+}
 NO_RECIPE = "none"  # --recipe none: start from the model's defaults
 
 
 @dataclass(frozen=True)
 class DataSettings:
-    name: str = option("fashion_mnist", help="registered dataset name (`ganzoo list`)")
+    name: str = option("", help="registered dataset name (`ganzoo list`); default: the one a plugin marks default")
     root: str | None = option(None, help="dataset root in torchvision's layout; default $GANZOO_DATA_DIR")
     download: bool = option(True, help="download missing files when possible")
     limit: int | None = option(None, min=1, help="use only the first N training images")
@@ -218,7 +225,7 @@ def compose(model: str | None = None, *, dataset: str | None = None, recipe: str
     model_name = top.get("model", {}).get("name")
     if model_name is None:
         raise ConfigError("name a model (`ganzoo train dcgan`) or pass --config FILE; `ganzoo list` shows models")
-    dataset_name = top.get("data", {}).get("name", DEFAULT_NAMES["data"])
+    dataset_name = top.get("data", {}).get("name") or default_name("data")
     spec = get_model_spec(coerce(model_name, str, "model.name"))
     get_dataset_spec(coerce(dataset_name, str, "data.name"))  # an unknown dataset is named before recipes
     found = None if recipe == NO_RECIPE else find_recipe(spec, dataset_name, recipe or DEFAULT)
@@ -250,20 +257,30 @@ def _compose_resumed(base: Mapping[str, Any], model: str | None, dataset: str | 
             raise ConfigError(f"{label} cannot change when resuming; start a new run instead")
     for label, layer in layers:
         for section, values in layer.items():
-            allowed = RESUMABLE.get(section, ())
             for key in values:
-                if allowed is not None and key not in allowed:
+                if key not in RESUMABLE.get(section, ()):
                     where = label if label != "--set" else f"--set {section}.{key}"
-                    raise ConfigError(f"{where} cannot change when resuming; only train.*, data.root and "
-                                      "data.download can. Start a new run instead")
+                    raise ConfigError(f"{where} cannot change when resuming: it would change what the run "
+                                      "computes. Start a new run instead (`ganzoo train --help` lists what can change)")
     return resolve_config(_merge_all([("checkpoint", base), *layers])), []
 
 
 # --- resolution against the registry -----------------------------------------------------------------
 
+def default_name(section: str) -> str:
+    """What a config that names no component for ``section`` gets: the one a plugin registered
+    with ``default=True`` (ganzoo's own: the nonsaturating loss, Adam, Fashion-MNIST)."""
+    kind = COMPONENT_KINDS.get(section, "dataset")
+    name = get_registry().default(kind)
+    if name is None:
+        raise ConfigError(f"no [{section}] name given and no plugin registers a default {kind}: "
+                          f"name one (`ganzoo list` shows them)")
+    return name
+
+
 def _component(raw: Mapping[str, Any], section: str) -> Component:
     values = dict(raw.get(section, {}))
-    name = values.pop("name", DEFAULT_NAMES.get(section))
+    name = values.pop("name", None) or (default_name(section) if section != "model" else None)
     if name is None:
         raise ConfigError(f"no [{section}] name given: name a {section} (e.g. `ganzoo train dcgan`)")
     spec = get_registry().get(COMPONENT_KINDS[section], coerce(name, str, f"{section}.name"))
@@ -273,7 +290,7 @@ def _component(raw: Mapping[str, Any], section: str) -> Component:
 def resolve_data(section: Mapping[str, Any]) -> DataSettings:
     """The ``[data]`` section alone, validated against its dataset's options."""
     values = dict(section)
-    values.setdefault("name", DEFAULT_NAMES["data"])
+    values["name"] = values.get("name") or default_name("data")
     core = build_options(DataSettings, {k: values.pop(k) for k in DATA_KEYS if k in values}, "data")
     spec = get_dataset_spec(core.name)
     return dataclasses.replace(core, options=spec.make_options(values, "data"))

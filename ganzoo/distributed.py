@@ -91,3 +91,13 @@ def average_over_ranks(out: dict[str, Any], stop_signal: int | None, device: Any
     if stop.item() and stop_signal is None:
         stop_signal = int(stop.item())
     return {k: values[i].cpu() for i, k in enumerate(keys)}, stop_signal
+
+
+def gather_all(tensor: Any) -> Any:
+    """Every rank's ``tensor`` (all of the same shape), concatenated in rank order, on every rank."""
+    import torch
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)

@@ -92,17 +92,25 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 def save_interpolation(generator: Generator, path: str | Path, *, seed: int = 0, pairs: int = 16,
                        frames: int = 24, labels: torch.Tensor | None = None, ms_per_frame: int = 80) -> Path:
-    """An animated GIF: a 4x4 grid, each cell walking from one noise vector to another and back."""
+    """An animated GIF: a 4x4 grid, each cell walking from one latent to another and back.
+
+    Latents come from the generator's own ``sample_latent``; a standard normal one is walked on
+    the sphere (slerp), any other (codes, uniform noise) in a straight line.
+    """
     from PIL import Image
 
+    from .interfaces import Generator as Base
+
     rng = torch.Generator().manual_seed(seed)
-    start = torch.randn(pairs, generator.latent_dim, generator=rng)
-    end = torch.randn(pairs, generator.latent_dim, generator=rng)
+    start = generator.sample_latent(pairs, generator=rng, device="cpu")
+    end = generator.sample_latent(pairs, generator=rng, device="cpu")
+    gaussian = type(generator).sample_latent is Base.sample_latent
     y = labels[:pairs] if labels is not None else None
     steps = [i / (frames - 1) for i in range(frames)]
     pictures = []
     for t in steps + steps[-2:0:-1]:
-        grid = make_grid(to_uint8(generator.sample(z=slerp(start, end, t), y=y)), nrow=4)
+        z = slerp(start, end, t) if gaussian else torch.lerp(start, end, t)
+        grid = make_grid(to_uint8(generator.sample(z=z, y=y)), nrow=4)
         grid = grid.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
         array = grid.permute(1, 2, 0).numpy()
         pictures.append(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array))

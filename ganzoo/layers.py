@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Dropout", "Flatten", "fast_dropout", "memory_format_of", "set_fast_dropout"]
+__all__ = ["Dropout", "Flatten", "fast_dropout", "memory_format_of", "require_sides_divisible", "set_fast_dropout",
+           "uses_batchnorm"]
 
 _SPAN = 32768  # 15 bits per element
 
@@ -114,3 +115,17 @@ def memory_format_of(module: nn.Module) -> torch.memory_format:
                 return torch.channels_last
             return torch.contiguous_format
     return torch.contiguous_format
+
+
+def uses_batchnorm(module: nn.Module) -> bool:
+    """True when ``module`` normalises over the batch anywhere (any BatchNorm, SyncBatchNorm included)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def require_sides_divisible(model: str, image_shape: tuple[int, int, int], by: int = 4) -> None:
+    """Raise the user's error for images a model's up- and down-sampling cannot handle."""
+    from .errors import ConfigError
+
+    _, height, width = image_shape
+    if height % by or width % by:
+        raise ConfigError(f"{model} needs image height and width divisible by {by}, got {height}x{width}")

@@ -73,14 +73,21 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
+    """Every entry point of the group, sorted by name. One distribution seen twice (an editable
+    install beside a build folder) counts once; the same name from two distributions stays twice,
+    so that the clash is reported instead of one of them silently winning."""
     eps = metadata.entry_points()
     selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
-    # One distribution can be seen twice (an editable install next to a build dir): keep the first.
-    seen: dict[str, metadata.EntryPoint] = {}
+    seen: dict[tuple[str, str | None], metadata.EntryPoint] = {}
     for ep in selected:
-        seen.setdefault(ep.name, ep)
-    return sorted(seen.values(), key=lambda ep: ep.name)
+        seen.setdefault((ep.name, (_dist_name(ep) or "").lower()), ep)
+    return sorted(seen.values(), key=lambda ep: (ep.name, (_dist_name(ep) or "").lower() != SELF_DISTRIBUTION))
 
 
 def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures: list[PluginFailure]) -> None:
@@ -112,7 +119,7 @@ def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
     no_autoload = _truthy(env.get(NO_AUTOLOAD_ENV))
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
+        dist_name = _dist_name(ep)
         builtin = (dist_name or "").lower() == SELF_DISTRIBUTION
         if only is not None and ep.name not in only:
             continue

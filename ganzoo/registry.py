@@ -37,6 +37,7 @@ class Spec:
     options: type = NoOptions
     description: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    default: bool = False  # what a config that names none of this kind gets (the first one registered)
 
     @classmethod
     def from_registration(cls, name: Any, build: Any, plugin: str, kwargs: dict[str, Any]) -> Spec:
@@ -216,7 +217,14 @@ class Registry:
         )
 
     def get(self, kind: str, name: str) -> Any:
+        if not self._items[kind]:
+            raise UnknownNameError(kind, name, (), hint=f"No {SPEC_TYPES[kind].kind} is registered at all: is ganzoo "
+                                   "installed (pip install -e . in a source checkout)? `ganzoo plugins` says what loaded.")
         return SPEC_TYPES[kind].lookup(self._items[kind], name)
+
+    def default(self, kind: str) -> str | None:
+        """The name of the first component of ``kind`` a plugin registered with ``default=True``."""
+        return next((name for name, spec in self._items[kind].items() if spec.default), None)
 
 
 _registry: Registry | None = None

@@ -8,6 +8,7 @@ tensor, so the caller decides when to read values back to the host.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class StepModules:
     ema_decay: float = 0.0
     regularizers: list[tuple[str, Regularizer]] = field(default_factory=list)  # (name, regularizer)
     augmentations: list[tuple[str, Augmentation]] = field(default_factory=list)
+    # under data parallelism: every rank's logits, so that stateful hooks see the same on each rank
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def autocast(self) -> AbstractContextManager[Any]:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
@@ -67,13 +70,16 @@ def _add_terms(loss: torch.Tensor, terms: dict[str, torch.Tensor], prefix: str,
 
 
 def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor,
-                         step: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor, DiscriminatorOutput]:
-    """Update D once; return its metrics, the fake batch (with G's graph) and D's output on the reals.
+                         step: int = 0, *, keep_graph: bool = True
+                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor, DiscriminatorOutput]:
+    """Update D once; return its metrics, the fake batch and D's output on the reals.
 
-    ``step`` (counted from 0) decides which lazy regularizers apply.
+    ``step`` (counted from 0) decides which lazy regularizers apply; ``keep_graph`` keeps G's graph
+    in the fakes for a G update to follow (without it, on D-only steps, G runs without gradients).
     """
-    with m.autocast():
+    with m.autocast(), torch.set_grad_enabled(keep_graph):
         fake = m.G(z, y)  # conditional G: fakes take the labels of the real batch
+    with m.autocast():
         seen = Batch(m.augment(real), m.augment(fake.detach()), z, y)  # what D sees
         real_out = as_output(m.D(seen.real, y)).float()
         fake_out = as_output(m.D(seen.fake, y)).float()
@@ -89,6 +95,8 @@ def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | N
     _update(d_loss, m.opt_d, m.scalers[0] if m.scalers else None)
     real_logits, fake_logits = real_out.logits.detach(), fake_out.logits.detach()
     out.update(d_loss=d_loss.detach(), d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean())
+    if m.gather is not None:
+        real_logits, fake_logits = m.gather(real_logits), m.gather(fake_logits)
     out.update(m.loss.after_discriminator_update(m.gan.discriminator, real_logits, fake_logits) or {})
     for _, augmentation in m.augmentations:
         out.update(augmentation.observe(real_logits) or {})
@@ -125,7 +133,7 @@ def train_step(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: to
     """One D update and, when ``update_g``, one G update; the metrics of both."""
     if m.channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
-    out, fake, _ = discriminator_update(m, real, y, z, step)
+    out, fake, _ = discriminator_update(m, real, y, z, step, keep_graph=update_g)
     if update_g:
         out.update(generator_update(m, real, fake, y, z))
     return out

@@ -110,7 +110,10 @@ def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
 
     gan = build(model, SHAPES[0])
     losses, _ = compatible_losses(gan)
-    loss = "nonsaturating" if "nonsaturating" in losses else losses[0]
+    from ganzoo.registry import get_registry
+
+    default = get_registry().default("loss")
+    loss = default if default in losses else losses[0]
     return ganzoo.train(model, recipe="none", data_dir=root, loss=loss, batch_size=16, seed=3, out=out,
                         overrides={"train.precision": "fp32", "train.device": "cpu", "train.early_grids": 0},
                         **kwargs)

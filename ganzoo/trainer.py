@@ -184,9 +184,11 @@ class Trainer:
         self.state.step_in_epoch += 1
         self.state.train_seconds += time.perf_counter() - start
         self.window.add(out, real.shape[0] * self.dist.world_size)
-        self._check_finite(out)
+        log_now = self.state.step % self.config.train.log_every == 0 or self.state.step == self.total_steps
+        if self.device.type == "cpu" or log_now:  # elsewhere reading a loss back waits for the device
+            self._check_finite(out)
         self.events.emit("on_step_end", trainer=self)
-        if self.state.step % self.config.train.log_every == 0 or self.state.step == self.total_steps:
+        if log_now:
             self._log()
         if self.state.epoch == 0 and self.state.step in self._early_grids:
             self.save_grid(self.run.step_grid(self.state.step))
@@ -363,6 +365,8 @@ class Trainer:
             "class_names": list(self.class_names), "config": self.config.to_dict(), "state": asdict(self.state),
             **optimizer_meta,
         }
+        if self.parts.step.scalers:
+            meta["scalers"] = [scaler.state_dict() for scaler in self.parts.step.scalers]
         keep = self.config.train.keep_checkpoints
         try:
             save_checkpoint(path, tensors, meta)
@@ -402,3 +406,12 @@ class Trainer:
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.state = TrainState(**meta["state"])
+        scalers = self.parts.step.scalers or ()
+        for scaler, saved in zip(scalers, meta.get("scalers", [])):  # fp16 loss scales continue where they were
+            scaler.load_state_dict(saved)
+        if self.dist.enabled:
+            # the checkpoint holds rank 0's random state; every rank draws its own streams again,
+            # from (seed, rank, step), so that the ranks' batches of fakes and masks stay different
+            key = self.config.train.seed + 7919 * self.dist.rank + 1_000_003 * self.state.step
+            torch.manual_seed(key)
+            self.noise_rng.manual_seed(key + 1)

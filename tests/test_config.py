@@ -125,6 +125,11 @@ def test_resume_may_change_only_what_keeps_the_run_the_same(tmp_path, capsys):
         (["--loss", "hinge"], "--loss cannot change when resuming"),
         (["--dataset", "mnist"], "--dataset cannot change when resuming"),
         (["--recipe", "default"], "--recipe cannot change when resuming"),
+        (["--set", "train.seed=3"], "--set train.seed cannot change when resuming"),
+        (["--set", "train.batch_size=4"], "--set train.batch_size cannot change when resuming"),
+        (["--seed", "3"], "--seed cannot change when resuming"),
+        (["--set", "train.d_steps=2"], "--set train.d_steps cannot change when resuming"),
+        (["--set", 'train.regularizers=["r1"]'], "--set train.regularizers cannot change when resuming"),
     ):
         capsys.readouterr()
         assert main(["train", "--resume", str(run), *argv]) == 2, argv

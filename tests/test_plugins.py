@@ -146,3 +146,12 @@ def test_a_hook_that_raises_is_blamed_on_its_plugin_and_the_rest_still_run():
         events.emit("on_log", trainer=None, metrics={"step": 1})
     events.emit("on_log", trainer=None, metrics={"step": 2})  # bad is off now, without another warning
     assert calls == [1, 2] and events.disabled == {"bad"}
+
+
+def test_a_third_party_plugin_cannot_take_a_built_in_plugins_name(monkeypatch):
+    impostor = module("impostor", register_losses=lambda register: register("impostor-loss", lambda o: None))
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("losses", impostor, dist="ganzoo-impostor"))
+    assert registry.plugins.infos["losses"].distribution == "ganzoo"  # ganzoo's own stands
+    assert "nonsaturating" in registry.names("loss") and "impostor-loss" not in registry.names("loss")
+    [failure] = registry.failures
+    assert failure.distribution == "ganzoo-impostor" and "already loaded from ganzoo" in failure.error

@@ -45,9 +45,45 @@ def test_gradient_norm_penalties_by_hand():
     assert _term("gp", real, fake, target=0.0)[1].item() == pytest.approx(10 * 9.25, rel=1e-5)
 
 
+class Quadratic(Discriminator):
+    """D(x) = sum(x^2) / 2 on 1x2x2 images: its input gradient is x itself, so where a penalty
+    looks (interpolates, perturbed reals) decides its value."""
+
+    def __init__(self):
+        super().__init__((1, 2, 2))
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, y=None):
+        return x.flatten(1).square().sum(1) / 2
+
+
+def test_gradient_penalties_look_where_their_papers_say():
+    D = Quadratic()
+    real = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.0, 2.0], [0.0, 0.0]]]])
+    fake = torch.tensor([[[[0.0, 0.0], [0.0, 3.0]]], [[[0.0, 0.0], [4.0, 0.0]]]])
+    batch = Batch(real, fake, None, None)
+    # gp: x_hat = eps real + (1 - eps) fake, ||grad|| = ||x_hat||, with the eps it draws
+    torch.manual_seed(5)
+    eps = torch.rand(2, 1, 1, 1)
+    norms = (eps * real + (1 - eps) * fake).flatten(1).norm(dim=1)
+    torch.manual_seed(5)
+    got = ganzoo.create_regularizer("gp").discriminator_term(D, batch, None, None)
+    assert got.item() == pytest.approx(10 * ((norms - 1) ** 2).mean().item(), rel=1e-5)
+    # dragan: x_hat = real + alpha * 0.5 * std(real) * U[0, 1), near the data only
+    torch.manual_seed(6)
+    delta = 0.5 * real.std() * torch.rand_like(real)
+    alpha = torch.rand(2, 1, 1, 1)
+    norms = (real + alpha * delta).flatten(1).norm(dim=1)
+    torch.manual_seed(6)
+    got = ganzoo.create_regularizer("dragan").discriminator_term(D, batch, None, None)
+    assert got.item() == pytest.approx(10 * ((norms - 1) ** 2).mean().item(), rel=1e-5)
+    # r1 at the reals, r2 at the fakes: gamma/2 E||x||^2
+    assert ganzoo.create_regularizer("r1").discriminator_term(D, batch, None, None).item() == pytest.approx(5 * 2.5)
+    assert ganzoo.create_regularizer("r2").discriminator_term(D, batch, None, None).item() == pytest.approx(5 * 12.5)
+
+
 def test_the_penalty_trains_d_through_its_input_gradient():
-    reg, term = _term("r1", torch.randn(4, 1, 2, 2), torch.randn(4, 1, 2, 2))
-    D = Linear()
+    reg, D = ganzoo.create_regularizer("r1"), Linear()
     term = reg.discriminator_term(D, Batch(torch.randn(4, 1, 2, 2), None, None, None), None, None)
     term.backward()
     torch.testing.assert_close(D.w.grad, 10 * W)  # d/dw of gamma/2 ||w||^2

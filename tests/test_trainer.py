@@ -80,10 +80,10 @@ def test_early_grids_show_the_first_epoch_at_doubling_steps(tiny_data, tmp_path)
 
     assert early_grid_steps(6, 468) == {25, 50, 100, 200, 400}  # Fashion-MNIST at batch 128
     assert early_grid_steps(2, 468) == {25, 50} and early_grid_steps(0, 468) == set()
-    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, batch_size=1, max_steps=60)
-    trainer.fit()
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, batch_size=2, max_steps=40)
+    trainer.fit()  # 48 steps an epoch: grids at steps 25 (50 is past the first epoch) and 40, the end
     grids = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
-    assert grids == ["epoch_0000.png", "epoch_0001.png", "step_0000025.png", "step_0000050.png"]
+    assert grids == ["epoch_0000.png", "epoch_0001.png", "step_0000025.png"]
 
 
 def test_the_trainer_knows_no_variant():

@@ -118,14 +118,16 @@ class AdaptiveAugment(Augmentation):
         return images
 
     def observe(self, real_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        # all in tensors, so that no step waits for the device to answer whether to adjust
         self.p, self.signs, self.seen = (t.to(real_logits.device) for t in (self.p, self.signs, self.seen))
         self.signs = self.signs + torch.sign(real_logits).sum()
         self.seen = self.seen + real_logits.numel()
-        updates = self.seen / real_logits.numel()
-        if bool(updates >= self.interval):
-            r_t = self.signs / self.seen
-            self.p = (self.p + torch.sign(r_t - self.target) * self.seen / self.speed_images).clamp(0.0, 1.0)
-            self.signs, self.seen = torch.zeros_like(self.signs), torch.zeros_like(self.seen)
+        due = self.seen >= self.interval * real_logits.numel()
+        r_t = self.signs / self.seen
+        moved = (self.p + torch.sign(r_t - self.target) * self.seen / self.speed_images).clamp(0.0, 1.0)
+        self.p = torch.where(due, moved, self.p)
+        self.signs = torch.where(due, torch.zeros_like(self.signs), self.signs)
+        self.seen = torch.where(due, torch.zeros_like(self.seen), self.seen)
         return {"ada_p": self.p}
 
     def state_dict(self) -> dict[str, torch.Tensor]:

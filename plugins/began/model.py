@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator, Loss
+from ganzoo.layers import require_sides_divisible
 
 
 def _convs(cin: int, cout: int) -> list[nn.Module]:
@@ -119,7 +119,5 @@ class BEGAN(GAN):
 
 
 def build_began(options: Any, image_shape: tuple[int, int, int]) -> GAN:
-    _, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"began needs image height and width divisible by 4, got {height}x{width}")
+    require_sides_divisible("began", image_shape)
     return BEGAN(BEGANGenerator(options, image_shape), AutoencoderDiscriminator(options, image_shape))

@@ -22,6 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.layers import require_sides_divisible
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -47,8 +48,7 @@ class ConditionalBatchNorm(nn.Module):
 
 
 def _check(name: str, image_shape: tuple[int, int, int], num_classes: int | None) -> None:
-    if image_shape[1] % 4 or image_shape[2] % 4:
-        raise ConfigError(f"{name} needs image height and width divisible by 4, got {image_shape[1]}x{image_shape[2]}")
+    require_sides_divisible(name, image_shape)
     if not num_classes:
         raise ConfigError(f"{name} is class-conditional and needs a dataset with class labels")
 

@@ -45,7 +45,7 @@ def _folder(root: Any, *, train: bool = True, download: bool = True, options: Fo
 @hookimpl
 def register_datasets(register: Any) -> None:
     register("fashion_mnist", _idx("FashionMNIST", "FashionMNIST", "https://github.com/zalandoresearch/fashion-mnist"),
-             image_shape=(1, 28, 28), num_classes=10, class_names=FASHION_MNIST_CLASSES,
+             image_shape=(1, 28, 28), num_classes=10, class_names=FASHION_MNIST_CLASSES, default=True,
              description="Zalando's 70,000 28x28 grayscale garments in 10 classes")
     register("mnist", _idx("MNIST", "MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
              image_shape=(1, 28, 28), num_classes=10, class_names=tuple(str(i) for i in range(10)),

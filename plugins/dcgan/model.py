@@ -15,7 +15,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, DiscriminatorOutput, Generator
-from ganzoo.layers import Dropout, Flatten, memory_format_of
+from ganzoo.layers import Dropout, Flatten, memory_format_of, require_sides_divisible
 
 
 def _init_dcgan(module: nn.Module) -> None:
@@ -110,9 +110,7 @@ def build_dcgan(options: Any, *, image_shape: tuple[int, int, int], num_classes:
                 spectral_norm: bool = False, d_batchnorm: bool | None = None) -> GAN:
     """The DCGAN pair. ``conditional``: labels go to G and D; ``aux_classifier``: labels go to G and
     D gets a class head; ``d_batchnorm`` None takes ``options.d_batchnorm``."""
-    _, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"{name} needs image height and width divisible by 4, got {height}x{width}")
+    require_sides_divisible(name, image_shape)
     labelled = conditional or aux_classifier
     if labelled and not num_classes:
         raise ConfigError(f"{name} is class-conditional and needs a dataset with class labels")

@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Batch, Discriminator, DiscriminatorOutput, Generator
-from ganzoo.layers import Flatten, memory_format_of
+from ganzoo.layers import Flatten, memory_format_of, require_sides_divisible
 
 
 class InfoGenerator(Generator):
@@ -142,8 +141,6 @@ class InfoGAN(GAN):
 
 
 def build_infogan(options: Any, image_shape: tuple[int, int, int]) -> GAN:
-    _, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"infogan needs image height and width divisible by 4, got {height}x{width}")
+    require_sides_divisible("infogan", image_shape)
     return InfoGAN(InfoGenerator(options, image_shape), InfoDiscriminator(options, image_shape),
                    info_weight=options.info_weight, continuous_weight=options.continuous_weight)

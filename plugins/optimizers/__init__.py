@@ -71,7 +71,7 @@ def _torch_optimizer(class_name: str) -> Callable[..., Any]:
 
 @hookimpl
 def register_optimizers(register: Any) -> None:
-    register("adam", _torch_optimizer("Adam"), options=AdamOptions,
+    register("adam", _torch_optimizer("Adam"), options=AdamOptions, default=True,
              description="Adam (Kingma & Ba 2015); lr 2e-4 and beta1 0.5 as DCGAN trains")
     register("rmsprop", _torch_optimizer("RMSprop"), options=RMSpropOptions,
              description="RMSprop (Tieleman & Hinton 2012), as WGAN trains its critic")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ganzoo.interfaces import Batch, Discriminator, DiscriminatorOutput, Regularizer, logits_of
+from ganzoo.layers import uses_batchnorm
 from ganzoo_plugins.augmentations.ops import random_hflip, translate
 
 
@@ -29,7 +30,7 @@ def gradient_penalty(discriminator: Discriminator, real: torch.Tensor, fake: tor
 
 
 def _batchnorm_reason(discriminator: nn.Module) -> str | None:
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+    if uses_batchnorm(discriminator):
         return "D uses BatchNorm, which couples the samples of a batch; a per-sample gradient penalty needs a D without it"
     return None
 

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.layers import require_sides_divisible
 
 
 def sn_conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *, transposed: bool = False) -> nn.Module:
@@ -79,7 +79,5 @@ class SAGANDiscriminator(Discriminator):
 
 
 def build_sagan(options: Any, image_shape: tuple[int, int, int]) -> GAN:
-    _, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"sagan needs image height and width divisible by 4, got {height}x{width}")
+    require_sides_divisible("sagan", image_shape)
     return GAN(SAGANGenerator(options, image_shape), SAGANDiscriminator(options, image_shape))

@@ -30,6 +30,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.layers import require_sides_divisible
 
 
 class EqualLinear(nn.Module):
@@ -178,7 +179,7 @@ class StyleDiscriminator(Discriminator):
     def stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
         """One feature map: the standard deviation over groups of the batch (StyleGAN2's layer)."""
         n, c, h, w = x.shape
-        g = min(group, n) if n % min(group, n) == 0 else 1
+        g = next(k for k in range(min(group, n), 0, -1) if n % k == 0)  # the largest group size <= 4 dividing N
         y = x.reshape(g, -1, c, h, w)
         y = (y.var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))  # [N/g]
         return torch.cat([x, y.repeat(g)[:, None, None, None].expand(n, 1, h, w)], 1)
@@ -190,9 +191,7 @@ class StyleDiscriminator(Discriminator):
 
 
 def build_stylegan2(options: Any, image_shape: tuple[int, int, int]) -> GAN:
-    _, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"stylegan2 needs image height and width divisible by 4, got {height}x{width}")
+    require_sides_divisible("stylegan2", image_shape)
     if options.width % 2:
         raise ConfigError(f"stylegan2's width must be even, got {options.width}")
     return GAN(StyleGenerator(options, image_shape), StyleDiscriminator(options, image_shape))

@@ -1,0 +1,157 @@
+"""The newer models' own mechanisms, each against what its paper says (the conformance suite
+checks what every model must do; tests/test_models.py the DCGAN family)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ganzoo
+from ganzoo.interfaces import Batch, DiscriminatorOutput
+
+
+def test_stylegan2_demodulation_removes_the_styles_scale():
+    """Eq. (3): after demodulation, scaling a style vector by c changes nothing."""
+    from ganzoo_plugins.stylegan2.model import ModulatedConv
+
+    torch.manual_seed(0)
+    conv = ModulatedConv(4, 3, style=5)
+    x, w = torch.randn(2, 4, 6, 6), torch.randn(2, 5)
+    out = conv(x, w)
+    with torch.no_grad():  # make the affine output exactly c times larger
+        conv.affine.weight.mul_(3.0)
+        conv.affine.bias.mul_(3.0)
+    torch.testing.assert_close(conv(x, w), out, rtol=1e-4, atol=1e-5)
+    # and each output channel's weights have unit norm: the output variance does not grow with cin
+    assert out.shape == (2, 3, 6, 6)
+
+
+def test_stylegan2_styles_mix_only_in_training():
+    torch.manual_seed(1)
+    G = ganzoo.create_model("stylegan2", width=8, mixing=1.0).generator
+    z = torch.randn(3, 128)
+    G.train()
+    mixed = G.styles(z)
+    assert not torch.equal(mixed[:, 0], mixed[:, -1])  # two latents, a crossover between them
+    G.eval()
+    plain = G.styles(z)
+    assert all(torch.equal(plain[:, 0], plain[:, i]) for i in range(plain.shape[1]))
+
+
+def test_began_controller_by_hand():
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); M = L(x) + |gamma L(x) - L(G(z))|."""
+    loss = ganzoo.create_loss("began", gamma=0.5, k_rate=0.1)
+    real, fake = torch.tensor([0.4, 0.6]), torch.tensor([0.1, 0.1])  # L(x) = 0.5, L(G(z)) = 0.1
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(0.5)  # k_0 = 0
+    logged = loss.after_discriminator_update(None, real, fake)
+    assert logged["k"].item() == pytest.approx(0.1 * (0.25 - 0.1))
+    assert logged["convergence"].item() == pytest.approx(0.5 + 0.15)
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(0.5 - 0.015 * 0.1)
+    for _ in range(200):
+        loss.after_discriminator_update(None, real, fake)
+    assert loss.k.item() == 1.0  # clipped
+    fresh = ganzoo.create_loss("began")
+    fresh.load_state_dict(loss.state_dict())
+    assert fresh.k.item() == 1.0
+
+
+def test_began_d_scores_its_reconstruction_error():
+    gan = ganzoo.create_model("began", filters=4, hidden=8)
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    expected = (x - gan.discriminator.reconstruct(x)).abs().flatten(1).mean(1)
+    torch.testing.assert_close(gan.discriminator(x), expected)
+    assert gan.trains_with == ("began",)
+
+
+def test_projection_logit_is_psi_plus_the_class_inner_product():
+    """Miyato and Koyama (2018), eq. (3): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>."""
+    gan = ganzoo.create_model("projgan", num_classes=10, width=4)
+    D, x, y = gan.discriminator.eval(), torch.rand(2, 1, 28, 28), torch.tensor([3, 7])  # eval: no power iteration
+    h = F.relu(D.phi(x)).sum((2, 3))
+    torch.testing.assert_close(D(x, y), D.psi(h).squeeze(1) + (D.embed(y) * h).sum(1))
+    assert not torch.allclose(D(x, torch.tensor([3, 3])), D(x, torch.tensor([7, 7])))  # the label matters
+
+
+def test_biggan_blocks_read_the_shared_embedding_and_their_own_chunk_of_z():
+    torch.manual_seed(0)
+    G = ganzoo.create_model("biggan", num_classes=10, width=4, latent_dim=30).generator.eval()
+    z, y = torch.randn(2, 30), torch.tensor([1, 1])
+    base = G(z, y)
+    for chunk in range(3):  # every chunk of the hierarchical latent changes the image
+        moved = z.clone()
+        moved[:, 10 * chunk:10 * chunk + 10] += 1.0
+        assert not torch.allclose(G(moved, y), base)
+    assert not torch.allclose(G(z, torch.tensor([2, 2])), base)
+
+
+def test_sagan_attention_starts_as_the_identity_and_attends_over_positions():
+    from ganzoo_plugins.sagan.model import SelfAttention
+
+    torch.manual_seed(0)
+    block = SelfAttention(16)
+    x = torch.randn(2, 16, 5, 5)
+    torch.testing.assert_close(block(x), x)  # gamma starts at 0
+    with torch.no_grad():
+        block.gamma.fill_(1.0)
+    f, g = block.f(x).flatten(2), block.g(x).flatten(2)
+    beta = torch.softmax(f.transpose(1, 2) @ g, dim=1)  # beta[j, i] in the paper: softmax over i
+    assert torch.allclose(beta.sum(1), torch.ones(2, 25))
+    o = (block.h(x).flatten(2) @ beta).reshape(2, -1, 5, 5)
+    torch.testing.assert_close(block(x), x + block.v(o))
+
+
+def test_infogan_information_loss_by_hand():
+    torch.manual_seed(0)
+    gan = ganzoo.create_model("infogan", categories=3, continuous=1, noise_dim=4, width=4, hidden=8,
+                              info_weight=1.0, continuous_weight=0.5)
+    z = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.5]])  # category 1, continuous code 0.5
+    q = DiscriminatorOutput(torch.zeros(1), {"category": torch.tensor([[0.0, 2.0, 0.0]]),
+                                             "mean": torch.tensor([[0.0]]), "log_var": torch.tensor([[0.0]])})
+    ce = -math.log(math.exp(2) / (math.exp(2) + 2))
+    nll = 0.5 * (0.0 + 0.25 + math.log(2 * math.pi))
+    assert gan.information_loss(q, z).item() == pytest.approx(ce + 0.5 * nll, rel=1e-6)
+    terms = gan.discriminator_terms(q, q, Batch(None, None, z, None))
+    assert terms["info"].item() == pytest.approx(ce + 0.5 * nll, rel=1e-6)
+
+
+def test_infogan_latents_and_traversals():
+    G = ganzoo.create_model("infogan", width=4, hidden=8).generator
+    z = G.sample_latent(6, generator=torch.Generator().manual_seed(0), device="cpu")
+    noise, category, continuous = G.split(z)
+    assert noise.shape == (6, 62) and category.shape == (6,) and continuous.abs().max() <= 1
+    assert torch.equal(z[:, 62:72].sum(1), torch.ones(6))  # one-hot
+    assert G.latent_codes() == ["category (1 of 10)", "continuous 1 (from -2 to 2)", "continuous 2 (from -2 to 2)"]
+    grid, row = G.traversal(0, steps=3)
+    assert row == 10 and grid.shape == (30, 74)
+    assert torch.equal(grid[:10, 62:72], torch.eye(10))  # each column one category
+    grid, row = G.traversal(2, steps=5)
+    assert row == 5 and torch.allclose(grid[:5, 73], torch.linspace(-2, 2, 5))
+    with pytest.raises(ValueError, match="code 3 does not exist"):
+        G.traversal(3)
+
+
+def test_infogan_traversals_from_the_command_line(tiny_data, tmp_path, capsys):
+    from PIL import Image
+
+    from ganzoo.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "infogan", "--data-dir", str(tiny_data), "--max-steps", "2", "--batch-size", "16",
+                 "--set", "model.width=4", "--set", "model.hidden=16", "--out", str(run)]) == 0
+    assert sorted(p.name for p in (run / "samples").glob("traversal_*")) == [
+        "traversal_code0.png", "traversal_code1.png", "traversal_code2.png"]
+    assert main(["sample", str(run), "--code", "1", "--out", str(tmp_path / "c.png")]) == 0
+    with Image.open(tmp_path / "c.png") as img:
+        assert img.size == (2 * (8 * 30 + 2), 2 * (10 * 30 + 2))  # 8 values across, a row per category
+    capsys.readouterr()
+    assert main(["sample", str(run), "--code", "5", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--code 5 is out of range" in capsys.readouterr().err
+    dcgan = tmp_path / "dcgan"
+    assert main(["train", "dcgan", "--data-dir", str(tiny_data), "--max-steps", "1", "--set", "model.width=4",
+                 "--out", str(dcgan)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(dcgan), "--code", "0", "--out", str(tmp_path / "y.png")]) == 2
+    assert "--code needs a generator with latent codes" in capsys.readouterr().err
