@@ -128,7 +128,7 @@ def main() -> None:
             runs[config].append(json.loads(out.strip().splitlines()[-1]))
             print(f"  round {round_ + 1}: measured {runs[config][-1]['name']}", file=sys.stderr)
     results = []
-    for config, measured in runs.items():
+    for measured in runs.values():
         steps = [s for r in measured for s in r["step_seconds"]]
         per_round = [args.batch_size / statistics.median(r["step_seconds"]) for r in measured]
         results.append({**{k: v for k, v in measured[0].items() if k != "step_seconds"},

@@ -244,6 +244,25 @@ def reset_registry(registry: Registry | None = None) -> None:
     _registry = registry
 
 
+def lazy(target: str, *, options: bool = True) -> Callable[..., Any]:
+    """A builder for ``register`` that imports ``"package.module:Name"`` only when it is called, so
+    that registering it imports no torch: ``register("hinge", lazy("my_plugin.losses:Hinge"))``.
+    The builder passes its options on to ``Name`` (``options=False``: calls ``Name()``) and any
+    keyword arguments the registry gives it (``image_shape=``, ``params=``, ...)."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"lazy() takes 'package.module:Name', got {target!r}")
+
+    def build(opts: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        made = getattr(importlib.import_module(module_name), attribute)
+        return made(opts, **kwargs) if options else made(**kwargs)
+
+    build.__qualname__ = build.__name__ = f"lazy({target})"
+    return build
+
+
 def add_plugin(plugin: Any, name: str | None = None) -> None:
     """Register a plugin object (a module, class or instance with ``@ganzoo.hookimpl`` methods) in
     this process, as an installed one would be: for notebooks, tutorials and tests. What it
@@ -319,30 +338,28 @@ def create_model(name: str, options: Any = None, *, image_shape: tuple[int, int,
                     GAN, "ganzoo.interfaces.GAN")
 
 
+def _create(kind: str, name: str, options: Any, overrides: Mapping[str, Any], expected: str) -> Any:
+    """Build a component whose builder takes only its options, checking the type it returns."""
+    from . import interfaces
+
+    spec = get_registry().get(kind, name)
+    return _checked(spec, spec.build(_options(spec, options, overrides, kind)), getattr(interfaces, expected),
+                    f"ganzoo.interfaces.{expected}")
+
+
 def create_loss(name: str, options: Any = None, **overrides: Any) -> Any:
     """Build a registered loss by name."""
-    from .interfaces import Loss
-
-    spec = get_loss_spec(name)
-    return _checked(spec, spec.build(_options(spec, options, overrides, "loss")), Loss, "ganzoo.interfaces.Loss")
+    return _create("loss", name, options, overrides, "Loss")
 
 
 def create_regularizer(name: str, options: Any = None, **overrides: Any) -> Any:
     """Build a registered regularizer by name."""
-    from .interfaces import Regularizer
-
-    spec = get_registry().get("regularizer", name)
-    return _checked(spec, spec.build(_options(spec, options, overrides, "regularizer")), Regularizer,
-                    "ganzoo.interfaces.Regularizer")
+    return _create("regularizer", name, options, overrides, "Regularizer")
 
 
 def create_augmentation(name: str, options: Any = None, **overrides: Any) -> Any:
     """Build a registered augmentation by name."""
-    from .interfaces import Augmentation
-
-    spec = get_registry().get("augmentation", name)
-    return _checked(spec, spec.build(_options(spec, options, overrides, "augmentation")), Augmentation,
-                    "ganzoo.interfaces.Augmentation")
+    return _create("augmentation", name, options, overrides, "Augmentation")
 
 
 def create_optimizer(name: str, params: Iterable[Any], options: Any = None, **overrides: Any) -> Any:

@@ -9,7 +9,6 @@ import pytest
 
 import ganzoo
 from ganzoo import hookimpl, plugins
-from ganzoo.errors import PluginError, UnknownNameError
 from ganzoo.registry import Registry, reset_registry
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ganzoo
-from ganzoo import hookimpl, option
+from ganzoo import option
 from ganzoo.errors import ConfigError, PluginError, UnknownNameError
 from test_plugins import FakeEntryPoint, TinyOptions, module, tiny_build, with_fake_entry_points
 
@@ -253,3 +253,14 @@ def test_a_plugin_written_for_ganzoo_0_1_still_works(monkeypatch, tmp_path, caps
     assert summary["steps"] == 8 and summary["loss"] == "squares"  # the recipe: 2 epochs of 4 steps
     assert legacy.EVENTS == [("legacy", "squares", "blobs"), 2, 4, 6, 8]
     assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "s.npy")]) == 0
+
+
+def test_lazy_builders_import_their_target_only_when_called(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "ganzoo_plugins.relativistic.objectives", raising=False)
+    build = ganzoo.lazy("ganzoo_plugins.relativistic.objectives:RelativisticAverage", options=False)
+    assert "ganzoo_plugins.relativistic.objectives" not in sys.modules
+    assert type(build(None)).__name__ == "RelativisticAverage"
+    with pytest.raises(ValueError, match="package.module:Name"):
+        ganzoo.lazy("no_colon")

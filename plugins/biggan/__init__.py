@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganzoo import hookimpl, option, recipes_in
+from ganzoo import hookimpl, lazy, option, recipes_in
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,10 @@ class BigGANOptions:
             raise ValueError(f"latent_dim must divide into 3 equal chunks, got {self.latent_dim}")
 
 
-def _build(function: str) -> Any:
-    def build(options: Any, *, image_shape: tuple[int, int, int], num_classes: int | None = None) -> Any:
-        from . import model
-
-        return getattr(model, function)(options, image_shape, num_classes)
-
-    return build
-
-
 @hookimpl
 def register_models(register: Any) -> None:
     recipes = Path(__file__).parent / "recipes"  # a folder of recipes per model
-    register("projgan", _build("build_projgan"), options=ProjectionOptions, recipes=recipes_in(recipes / "projgan"),
+    register("projgan", lazy("ganzoo_plugins.biggan.model:build_projgan"), options=ProjectionOptions, recipes=recipes_in(recipes / "projgan"),
              description="projection D and class-conditional BatchNorm in G (Miyato & Koyama 2018)")
-    register("biggan", _build("build_biggan"), options=BigGANOptions, recipes=recipes_in(recipes / "biggan"),
+    register("biggan", lazy("ganzoo_plugins.biggan.model:build_biggan"), options=BigGANOptions, recipes=recipes_in(recipes / "biggan"),
              description="a small BigGAN: shared class embedding, hierarchical z, residual blocks (Brock et al. 2019)")

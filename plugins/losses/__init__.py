@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo import hookimpl
+from ganzoo import hookimpl, lazy
 
 
-def _build(class_name: str) -> Any:
-    def build(options: Any) -> Any:
-        from . import objectives
-
-        return getattr(objectives, class_name)()
-
-    return build
+_OBJECTIVES = "ganzoo_plugins.losses.objectives"
 
 
 @hookimpl
 def register_losses(register: Any) -> None:
-    register("minimax", _build("MinimaxLoss"),
+    register("minimax", lazy(f"{_OBJECTIVES}:MinimaxLoss", options=False),
              description="the original saturating objective: G minimises log(1 - D(G(z)))")
-    register("nonsaturating", _build("NonSaturatingLoss"), default=True,
+    register("nonsaturating", lazy(f"{_OBJECTIVES}:NonSaturatingLoss", options=False), default=True,
              description="binary cross-entropy; G maximises log D(G(z)) (the usual choice)")
-    register("lsgan", _build("LeastSquaresLoss"), description="least squares on D's output (Mao et al. 2017)")
-    register("hinge", _build("HingeLoss"), description="hinge loss for D, -D(G(z)) for G (Lim & Ye 2017; Miyato et al. 2018)")
+    register("lsgan", lazy(f"{_OBJECTIVES}:LeastSquaresLoss", options=False),
+             description="least squares on D's output (Mao et al. 2017)")
+    register("hinge", lazy(f"{_OBJECTIVES}:HingeLoss", options=False),
+             description="hinge loss for D, -D(G(z)) for G (Lim & Ye 2017; Miyato et al. 2018)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ganzoo import hookimpl, option
+from ganzoo import hookimpl, lazy, option
 
 _EVERY = "apply every N steps only, weighted by N (lazy regularisation, Karras et al. 2020)"
 
@@ -48,26 +48,17 @@ class LeCamOptions:
     decay: float = option(0.99, min=0, max=1, help="decay of the moving averages of D's outputs")
 
 
-def _builder(class_name: str) -> Any:
-    def build(options: Any) -> Any:
-        from . import terms
-
-        return getattr(terms, class_name)(options)
-
-    return build
-
-
 @hookimpl
 def register_regularizers(register: Any) -> None:
-    register("r1", _builder("R1"), options=GradientNormOptions,
+    register("r1", lazy("ganzoo_plugins.regularizers.terms:R1"), options=GradientNormOptions,
              description="gamma/2 ||grad D(x)||^2 on real images (Mescheder et al. 2018)")
-    register("r2", _builder("R2"), options=GradientNormOptions,
+    register("r2", lazy("ganzoo_plugins.regularizers.terms:R2"), options=GradientNormOptions,
              description="gamma/2 ||grad D(G(z))||^2 on fakes (Mescheder et al. 2018)")
-    register("gp", _builder("GradientPenalty"), options=PenaltyOptions,
+    register("gp", lazy("ganzoo_plugins.regularizers.terms:GradientPenalty"), options=PenaltyOptions,
              description="lambda (||grad D(x_hat)|| - 1)^2 on interpolates, per sample (Gulrajani et al. 2017)")
-    register("dragan", _builder("Dragan"), options=DraganOptions,
+    register("dragan", lazy("ganzoo_plugins.regularizers.terms:Dragan"), options=DraganOptions,
              description="the gradient penalty around perturbed real images (Kodali et al. 2017)")
-    register("bcr", _builder("BalancedConsistency"), options=ConsistencyOptions,
+    register("bcr", lazy("ganzoo_plugins.regularizers.terms:BalancedConsistency"), options=ConsistencyOptions,
              description="D's output must not change under flips and shifts, for real and fake (Zhao et al. 2021)")
-    register("lecam", _builder("LeCam"), options=LeCamOptions,
+    register("lecam", lazy("ganzoo_plugins.regularizers.terms:LeCam"), options=LeCamOptions,
              description="pulls D's outputs towards moving averages of the other side's (Tseng et al. 2021)")

@@ -6,21 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo import hookimpl
-
-
-def _build(class_name: str) -> Any:
-    def build(options: Any) -> Any:
-        from . import objectives
-
-        return getattr(objectives, class_name)()
-
-    return build
+from ganzoo import hookimpl, lazy
 
 
 @hookimpl
 def register_losses(register: Any) -> None:
-    register("rsgan", _build("RelativisticStandard"),
+    register("rsgan", lazy("ganzoo_plugins.relativistic.objectives:RelativisticStandard", options=False),
              description="relativistic standard GAN: sigmoid(C(x_r) - C(x_f)) on pairs (Jolicoeur-Martineau 2018)")
-    register("ragan", _build("RelativisticAverage"),
+    register("ragan", lazy("ganzoo_plugins.relativistic.objectives:RelativisticAverage", options=False),
              description="relativistic average GAN: each side against the other's mean logit (Jolicoeur-Martineau 2018)")

@@ -4,6 +4,9 @@ import pytest
 import torch
 
 import ganzoo
+from ganzoo.testing import conformance
+
+TestResizeConv = conformance("resizeconv")  # ganzoo's checks for every model, one test each
 
 
 def test_registered_through_the_entry_point():
