@@ -107,7 +107,11 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     dataset = dataset or default_name("data")
     models = list_models(list(patterns) or "*")
     if not models:
+        for pattern in patterns:
+            if not any(c in pattern for c in "*?["):
+                get_model_spec(pattern)  # an unknown name: the error suggests the nearest ones
         raise ConfigError(f"no model matches {' '.join(patterns)!r}; `ganzoo list` shows them")
+    problems = _preflight(models, dataset, recipes, overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
@@ -135,6 +139,9 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                     continue
                 if recipe != DEFAULT and recipe not in named:
                     entry.status, entry.error = "skipped", f"{model} has no {recipe!r} recipe for {dataset}"
+                elif (model, recipe) in problems:
+                    entry.status, entry.error = "failed", problems[(model, recipe)]
+                    log(f"{model} ({recipe}): failed: {entry.error}")
                 else:
                     _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
                 entries.append(entry)
@@ -142,6 +149,37 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     result = _save(path, settings, entries)
     (out / "bench.html").write_text(leaderboard_html(result))
     return result
+
+
+def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
+               overrides: Sequence[str]) -> dict[tuple[str, str], str]:
+    """Resolve every config the bench will train before anything is written. A mistake that no
+    model can train with (a dataset, recipe or --set typo) fails here, at once; one that only some
+    models refuse (``model.width`` for the MLP) is returned per (model, recipe) to be reported."""
+    from .config import compose
+    from .errors import GanzooError
+
+    problems: dict[tuple[str, str], str] = {}
+    first: GanzooError | None = None
+    runnable = 0
+    for model in models:
+        named = get_model_spec(model).recipes.get(dataset, {})
+        for recipe in recipes:
+            if recipe != DEFAULT and recipe not in named:
+                continue
+            runnable += 1
+            try:
+                compose(model, dataset=dataset, recipe=None if recipe == DEFAULT else recipe, overrides=overrides)
+            except GanzooError as exc:
+                problems[(model, recipe)] = str(exc)
+                first = first or exc
+    if not runnable:
+        known = sorted({r for m in models for r in get_model_spec(m).recipes.get(dataset, {})} | {DEFAULT})
+        raise ConfigError(f"no matching model has a {'/'.join(recipes)!r} recipe for {dataset}; "
+                          f"recipes there: {', '.join(known)}")
+    if first is not None and len(problems) == runnable:
+        raise first
+    return problems
 
 
 def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log: Callable[[str], None],

@@ -30,6 +30,8 @@ class UnknownNameError(GanzooError, KeyError):
         message = f"unknown {kind} {name!r}"
         if self.suggestions:
             message += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        elif hint or self.known:
+            message += "."
         if hint:
             message += f" {hint}"
         elif self.known:

@@ -6,7 +6,7 @@ In a plugin's own tests, two lines::
 
     TestMyGAN = conformance("mygan")
 
-or, without a test file, ``python -m pytest --pyargs ganzoo.testing --ganzoo-conformance mygan``.
+or, without a test file, ``python -m pytest --ganzoo-conformance mygan``.
 Every check is its own test item, parametrised by model (and shape, and loss), and says what to
 fix when it fails. ganzoo registers this module with pytest (the ``pytest11`` entry point); it
 does nothing unless a test uses it, and it imports torch only inside the checks.
@@ -33,7 +33,14 @@ CLASSES = 10
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("ganzoo")
     group.addoption("--ganzoo-conformance", action="append", default=[], metavar="MODEL",
-                    help="models to check with `--pyargs ganzoo.testing` (repeatable)")
+                    help="check these models with ganzoo's conformance suite (repeatable)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> None:
+    """``--ganzoo-conformance NAME`` alone collects the suite, as if ``--pyargs ganzoo.testing`` were given."""
+    if any(a.startswith("--ganzoo-conformance") for a in args) and __name__ not in args:
+        args[:] = [*args, "--pyargs", __name__]
 
 
 # --- helpers the checks share -----------------------------------------------------------------------

@@ -77,3 +77,16 @@ def test_a_time_budget_stops_training(data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 0
     assert "raise train.max_minutes to train further" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dcgann"], "unknown model 'dcgann'; did you mean 'dcgan'?"),
+    (["dcgan", "--dataset", "mnistt"], "unknown dataset 'mnistt'; did you mean 'mnist'"),
+    (["dcgan", "--recipes", "fats"], "no matching model has a 'fats' recipe for fashion_mnist; recipes there: "),
+    (["dcgan", "vanilla", "--set", "train.batchsize=8"], "unknown config key in [train] 'batchsize'"),
+])
+def test_a_mistake_no_model_can_train_with_fails_at_once_and_writes_nothing(args, message, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", *args, "--budget", "1m", "--out", str(out), "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
