@@ -81,16 +81,23 @@ class RunDir:
             fh.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The run's metrics records. A run resumed from a checkpoint after a crash or Ctrl-C
+        trains the steps after that checkpoint again; its ``{"event": "resume", "step": S}``
+        record drops the old records past step S, so a loss curve never doubles back."""
         if not self.metrics.is_file():
             return []
-        out = []
+        out: list[dict[str, Any]] = []
         for line in self.metrics.read_text(encoding="utf-8").splitlines():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash; the rest is still good
+            if not isinstance(record, dict):
+                continue
+            if record.get("event") == "resume" and isinstance(record.get("step"), int):
+                out = [r for r in out if not (isinstance(r.get("step"), int) and r["step"] > record["step"])]
+            out.append(record)
         return out
-
 
 def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:
     """``runs/<model>-<dataset>``, or the first free ``-2``, ``-3``, ... so no run is overwritten.

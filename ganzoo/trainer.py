@@ -119,6 +119,8 @@ class Trainer:
         t = self.config.train
         if self.dist.is_main:
             self.run.create()
+            if self.state.step > 0:  # read_metrics drops what the interrupted run logged past this step
+                self.run.append_metrics({"event": "resume", "step": self.state.step, "epoch": self.state.epoch})
         self.events.emit("on_train_start", trainer=self)
         if self.state.step == 0:
             self.save_grid(self.run.grid(0))

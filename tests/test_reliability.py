@@ -19,6 +19,7 @@ from ganzoo import add_plugin, hookimpl
 from ganzoo.checkpoint import load_checkpoint
 from ganzoo.cli import main
 from ganzoo.errors import CheckpointError
+from ganzoo.rundir import RunDir
 
 FAST = ["--set", "model.width=4", "--batch-size", "8"]
 
@@ -65,6 +66,23 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(sig, tmp_path, tiny_
     code, _, err = cli(capsys, "train", "--resume", run, "--max-steps", stopped_at + 2)
     assert code == 0, err
     assert load_checkpoint(run / "checkpoints" / "last.safetensors")[1]["state"]["step"] == stopped_at + 2
+    records = RunDir(run).read_metrics()
+    assert [r["step"] for r in records if r.get("event") == "resume"] == [stopped_at]
+    steps = [r["step"] for r in records if "d_loss" in r]
+    assert steps == sorted(steps) and steps[-1] == stopped_at + 2
+
+
+def test_steps_trained_again_after_a_resume_replace_the_interrupted_runs_records(tmp_path):
+    # killed at step 7 after an epoch checkpoint at step 4: the resumed run logs steps 5.. again
+    run = RunDir(tmp_path)
+    lines = [{"step": 2, "d_loss": 1.0}, {"step": 4, "d_loss": 0.9}, {"event": "epoch_end", "step": 4},
+             {"step": 6, "d_loss": 0.8}, {"step": 7, "d_loss": 0.7},
+             {"event": "resume", "step": 4, "epoch": 1}, {"step": 6, "d_loss": 0.5}, {"step": 8, "d_loss": 0.4}]
+    run.metrics.write_text("\n".join(json.dumps(r) for r in lines) + '\n{"step": 9, "d_lo', encoding="utf-8")
+    records = run.read_metrics()
+    assert [(r.get("event"), r["step"]) for r in records] == [
+        (None, 2), (None, 4), ("epoch_end", 4), ("resume", 4), (None, 6), (None, 8)]
+    assert records[4]["d_loss"] == 0.5  # the resumed run's value, not the interrupted one's
 
 
 SLOW_FSYNC = """
