@@ -140,8 +140,12 @@ def test_resume_may_change_only_what_keeps_the_run_the_same(tmp_path, capsys):
 # --- recipes and files -----------------------------------------------------------------------------
 
 def test_named_recipes_and_unknown_recipe_names():
-    with pytest.raises(UnknownNameError, match=r"unknown recipe for dcgan on fashion_mnist 'fats'.*Known: default, none"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown recipe for dcgan on fashion_mnist 'fats'; did you mean 'fast'\? Known: default, fast, none"):
         compose("dcgan", recipe="fats")
+    fast, sources = compose("dcgan", recipe="fast")
+    assert sources[0].endswith("(plugins/dcgan/recipes/fashion_mnist.fast.toml)")
+    assert fast.model["width"] == 32 and fast.train.batch_size == 128 and fast.g_optimizer["lr"] == 4e-4
     plain, sources = compose("dcgan", recipe="none")  # the model's own defaults, no recipe beneath
     assert sources == [] and plain.model["dropout"] == 0.3 and not plain.model["d_batchnorm"]
     config, sources = compose("dcgan", dataset="mnist")  # no recipe for mnist: the model's defaults
