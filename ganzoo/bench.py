@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError
 from .recipes import DEFAULT
-from .registry import get_model_spec, list_models
+from .registry import get_dataset_spec, get_model_spec, list_models
 
 BENCH_VERSION = 1
 
@@ -105,12 +105,11 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     from .config import default_name
 
     dataset = dataset or default_name("data")
-    models = list_models(list(patterns) or "*")
-    if not models:
-        for pattern in patterns:
-            if not any(c in pattern for c in "*?["):
-                get_model_spec(pattern)  # an unknown name: the error suggests the nearest ones
-        raise ConfigError(f"no model matches {' '.join(patterns)!r}; `ganzoo list` shows them")
+    get_dataset_spec(dataset)  # an unknown dataset is named before anything about recipes
+    models = _select_models(patterns)
+    recipes = list(dict.fromkeys(recipes))  # default,default would train every run twice
+    if not recipes:
+        raise ConfigError("--recipes names no recipe: give e.g. --recipes default,fast")
     problems = _preflight(models, dataset, recipes, overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +140,8 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                     entry.status, entry.error = "skipped", f"{model} has no {recipe!r} recipe for {dataset}"
                 elif (model, recipe) in problems:
                     entry.status, entry.error = "failed", problems[(model, recipe)]
-                    log(f"{model} ({recipe}): failed: {entry.error}")
+                    if seed == seeds[0]:
+                        log(f"{model} ({recipe} recipe): failed: {entry.error}")
                 else:
                     _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
                 entries.append(entry)
@@ -149,6 +149,19 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     result = _save(path, settings, entries)
     (out / "bench.html").write_text(leaderboard_html(result))
     return result
+
+
+def _select_models(patterns: Sequence[str]) -> list[str]:
+    """The models the patterns name, in registry order; a plain name that is no model, or a
+    pattern that matches none, is an error (with the nearest names) rather than silently dropped."""
+    if not patterns:
+        return list_models("*")
+    for pattern in patterns:
+        if not any(c in pattern for c in "*?["):
+            get_model_spec(pattern)  # an unknown name: the error suggests the nearest ones
+        elif not list_models(pattern):
+            raise ConfigError(f"no model matches {pattern!r}; `ganzoo list` shows them")
+    return list_models(list(patterns))
 
 
 def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
@@ -173,10 +186,10 @@ def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
             except GanzooError as exc:
                 problems[(model, recipe)] = str(exc)
                 first = first or exc
-    if not runnable:
-        known = sorted({r for m in models for r in get_model_spec(m).recipes.get(dataset, {})} | {DEFAULT})
-        raise ConfigError(f"no matching model has a {'/'.join(recipes)!r} recipe for {dataset}; "
-                          f"recipes there: {', '.join(known)}")
+    known = sorted({r for m in models for r in get_model_spec(m).recipes.get(dataset, {})} | {DEFAULT})
+    for recipe in recipes:
+        if recipe not in known:  # a typo, not a recipe some models lack (those are skipped)
+            raise UnknownNameError(f"recipe for {dataset}", recipe, known)
     if first is not None and len(problems) == runnable:
         raise first
     return problems

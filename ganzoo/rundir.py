@@ -77,8 +77,12 @@ class RunDir:
             stale.unlink(missing_ok=True)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with open(self.metrics, "a+b") as fh:  # appends go to the end whatever was read
+            size = fh.seek(0, os.SEEK_END)
+            if size and fh.seek(size - 1) is not None and fh.read(1) != b"\n":
+                line = "\n" + line  # the last line was cut by a crash: start a line of our own
+            fh.write(line.encode("utf-8"))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The run's metrics records. A run resumed from a checkpoint after a crash or Ctrl-C
@@ -98,6 +102,7 @@ class RunDir:
                 out = [r for r in out if not (isinstance(r.get("step"), int) and r["step"] > record["step"])]
             out.append(record)
         return out
+
 
 def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:
     """``runs/<model>-<dataset>``, or the first free ``-2``, ``-3``, ... so no run is overwritten.

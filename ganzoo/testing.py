@@ -38,9 +38,19 @@ def pytest_addoption(parser: Any) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> None:
-    """``--ganzoo-conformance NAME`` alone collects the suite, as if ``--pyargs ganzoo.testing`` were given."""
-    if any(a.startswith("--ganzoo-conformance") for a in args) and __name__ not in args:
-        args[:] = [*args, "--pyargs", __name__]
+    """``pytest --ganzoo-conformance NAME`` typed with no test file of ganzoo's collects the suite:
+    this module's path is added to the arguments (a path, not ``--pyargs``, so the user's other
+    arguments keep their meaning). The option given through ``addopts`` adds nothing, so a bare
+    ``pytest`` still collects the project's own tests; name the suite there yourself."""
+    typed = [str(a) for a in early_config.invocation_params.args]
+    if not any(a.startswith("--ganzoo-conformance") for a in typed):
+        return
+    here = Path(__file__).resolve()
+    for arg in typed:
+        target = arg.split("::", 1)[0]
+        if target == __name__ or (target.endswith(".py") and Path(target).resolve() == here):
+            return  # the suite (or one of its checks) is already named
+    args.append(str(here))
 
 
 # --- helpers the checks share -----------------------------------------------------------------------
@@ -324,4 +334,4 @@ def conformance(*models: str, shapes: Sequence[tuple[int, int, int]] = SHAPES) -
 
 
 class TestConformance(ConformanceSuite):
-    """What ``--pyargs ganzoo.testing --ganzoo-conformance MODEL`` collects."""
+    """What ``pytest --ganzoo-conformance MODEL`` collects (or ``--pyargs ganzoo.testing --ganzoo-conformance MODEL``)."""

@@ -20,6 +20,20 @@ def test_the_suite_runs_from_the_command_line_for_a_named_model(tmp_path):
     assert "4 passed" in result.stdout  # metadata, two shapes, no torch at registration
 
 
+def test_the_option_keeps_the_users_own_arguments_and_addopts_adds_nothing(tmp_path):
+    (tmp_path / "test_own.py").write_text("def test_own():\n    assert True\n")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    both = run("test_own.py", "--ganzoo-conformance", "vanilla", "-k", "own or registration")
+    assert both.returncode == 0 and "3 passed" in both.stdout, both.stdout[-3000:]  # own + two registration checks
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --ganzoo-conformance vanilla\n")
+    bare = run()  # the option in addopts: a bare run still collects the project's tests, not the suite
+    assert bare.returncode == 0 and "1 passed" in bare.stdout, bare.stdout[-3000:]
+
+
 def test_a_failing_check_says_what_to_fix(tmp_path):
     plugin = tmp_path / "test_bad_plugin.py"
     plugin.write_text('''

@@ -85,6 +85,19 @@ def test_steps_trained_again_after_a_resume_replace_the_interrupted_runs_records
     assert records[4]["d_loss"] == 0.5  # the resumed run's value, not the interrupted one's
 
 
+def test_a_record_appended_after_a_cut_line_starts_a_line_of_its_own(tmp_path):
+    run = RunDir(tmp_path)
+    run.metrics.write_text('{"step": 2, "d_loss": 1.0}\n{"step": 4, "d_lo', encoding="utf-8")  # killed mid-write
+    run.append_metrics({"event": "resume", "step": 2, "epoch": 0})
+    run.append_metrics({"step": 4, "d_loss": 0.5})
+    assert run.read_metrics() == [{"step": 2, "d_loss": 1.0}, {"event": "resume", "step": 2, "epoch": 0},
+                                  {"step": 4, "d_loss": 0.5}]
+    RunDir(tmp_path / "new").path.mkdir()
+    fresh = RunDir(tmp_path / "new")
+    fresh.append_metrics({"step": 1})
+    assert fresh.metrics.read_text() == '{"step": 1}\n'
+
+
 SLOW_FSYNC = """
 import os, sys, time
 real_fsync, calls = os.fsync, [0]

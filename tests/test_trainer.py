@@ -23,7 +23,7 @@ SMALL = {"vanilla": {"g_hidden": [16], "d_hidden": [16]}, "infogan": {"width": 4
          "began": {"filters": 4, "hidden": 8}, "sagan": {"width": 8}, "stylegan2": {"width": 8}}
 
 
-@pytest.mark.parametrize(("model", "loss"), PAIRS, ids=[f"{m}+{l}" for m, l in PAIRS])
+@pytest.mark.parametrize(("model", "loss"), PAIRS, ids=[f"{m}+{loss}" for m, loss in PAIRS])
 def test_every_allowed_pair_trains_a_step_and_samples(model, loss, tiny_data, tmp_path):
     small = SMALL.get(model, {"width": 4})
     config = resolve_config({
