@@ -145,7 +145,7 @@ def test_named_recipes_and_unknown_recipe_names():
         compose("dcgan", recipe="fats")
     fast, sources = compose("dcgan", recipe="fast")
     assert sources[0].endswith("(plugins/dcgan/recipes/fashion_mnist.fast.toml)")
-    assert fast.model["width"] == 32 and fast.train.batch_size == 128 and fast.g_optimizer["lr"] == 4e-4
+    assert fast.model["width"] == 32 and fast.train.batch_size == 64 and fast.g_optimizer["lr"] == 3e-4
     plain, sources = compose("dcgan", recipe="none")  # the model's own defaults, no recipe beneath
     assert sources == [] and plain.model["dropout"] == 0.3 and not plain.model["d_batchnorm"]
     config, sources = compose("dcgan", dataset="mnist")  # no recipe for mnist: the model's defaults
