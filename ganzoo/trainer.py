@@ -53,18 +53,36 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def _vm_hwm_kib() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_memory(device: torch.device) -> dict[str, float]:
     """The process's peak resident memory, and on CUDA the peak memory its tensors took, in MB."""
     import sys
 
     out: dict[str, float] = {}
-    try:
-        import resource
-    except ImportError:  # Windows
-        pass
+    hwm = _vm_hwm_kib()
+    if hwm is not None:
+        # Linux: this process image's own high-water mark. ru_maxrss is not: Linux carries the parent's
+        # resident size across fork and exec into it, so a run started by a big process (ganzoo bench
+        # after scoring) would report the parent's memory.
+        out["peak_rss_mb"] = round(hwm / 1024, 1)
     else:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-        out["peak_rss_mb"] = round(rss / (1 << 20) if sys.platform == "darwin" else rss / 1024, 1)
+        try:
+            import resource
+        except ImportError:  # Windows
+            pass
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
+            out["peak_rss_mb"] = round(rss / (1 << 20) if sys.platform == "darwin" else rss / 1024, 1)
     if device.type == "cuda":
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
     return out

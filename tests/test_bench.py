@@ -4,6 +4,7 @@ is reported and the rest go on; an interrupted bench resumes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,18 @@ def test_a_mistake_no_model_can_train_with_fails_at_once_and_writes_nothing(args
     assert main(["bench", *args, "--budget", "1m", "--out", str(out), "--device", "cpu"]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's")
+def test_a_run_started_by_a_big_process_reports_its_own_peak_memory():
+    """ganzoo bench holds the feature network and 10,000 samples when it starts the next run; Linux
+    hands the parent's resident size to a child's ru_maxrss across fork and exec."""
+    import subprocess
+    import sys
+
+    ballast = b"\x01" * (1500 << 20)  # 1.5 GB resident in this (the parent) process
+    child = subprocess.run([sys.executable, "-c", "import torch; from ganzoo.trainer import peak_memory; "
+                            "print(peak_memory(torch.device('cpu'))['peak_rss_mb'])"],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert float(child.stdout) < 1200, (len(ballast), child.stdout)
