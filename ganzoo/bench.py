@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, GanzooError, UnknownNameError
 from .recipes import DEFAULT
 from .registry import get_dataset_spec, get_model_spec, list_models
 
@@ -170,7 +170,6 @@ def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
     model can train with (a dataset, recipe or --set typo) fails here, at once; one that only some
     models refuse (``model.width`` for the MLP) is returned per (model, recipe) to be reported."""
     from .config import compose
-    from .errors import GanzooError
 
     problems: dict[tuple[str, str], str] = {}
     first: GanzooError | None = None

@@ -80,8 +80,10 @@ class RunDir:
         line = json.dumps(record) + "\n"
         with open(self.metrics, "a+b") as fh:  # appends go to the end whatever was read
             size = fh.seek(0, os.SEEK_END)
-            if size and fh.seek(size - 1) is not None and fh.read(1) != b"\n":
-                line = "\n" + line  # the last line was cut by a crash: start a line of our own
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":  # the last line was cut by a crash: start a line of our own
+                    line = "\n" + line
             fh.write(line.encode("utf-8"))
 
     def read_metrics(self) -> list[dict[str, Any]]:
