@@ -49,6 +49,7 @@ def test_began_controller_by_hand():
     logged = loss.after_discriminator_update(None, real, fake)
     assert logged["k"].item() == pytest.approx(0.1 * (0.25 - 0.1))
     assert logged["convergence"].item() == pytest.approx(0.5 + 0.15)
+    assert (logged["l_real"].item(), logged["l_fake"].item()) == pytest.approx((0.5, 0.1))
     assert loss.discriminator_loss(real, fake).item() == pytest.approx(0.5 - 0.015 * 0.1)
     for _ in range(200):
         loss.after_discriminator_update(None, real, fake)

@@ -7,7 +7,8 @@ ratio gamma and gain lambda_k (eq. 4 of section 3.4):
     L_D = L(x) - k_t L(G(z))        L_G = L(G(z))
     k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
 
-and the convergence measure M = L(x) + |gamma L(x) - L(G(z))| (section 3.4.1), logged with k_t.
+and the convergence measure M = L(x) + |gamma L(x) - L(G(z))| (section 3.4.1), logged with k_t
+and with L(x) and L(G(z)) (``l_real``, ``l_fake``).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class BEGANLoss(Loss):
         real, fake = real_logits.mean(), fake_logits.mean()
         balance = self.gamma * real - fake
         self.k = (self.k.to(real.device) + self.k_rate * balance).clamp(0.0, 1.0)
-        return {"k": self.k, "convergence": real + balance.abs()}
+        # L(x) and L(G(z)) themselves: the trainer's d_real / d_fake are sigmoids of D's output,
+        # which mean nothing for an autoencoder's reconstruction error
+        return {"k": self.k, "convergence": real + balance.abs(), "l_real": real, "l_fake": fake}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"k": self.k}
