@@ -108,7 +108,7 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
         opt_g=create_optimizer(config.g_optimizer.name, gan.generator.parameters(), config.g_optimizer.options),
         opt_d=create_optimizer(config.d_optimizer.name, gan.discriminator.parameters(), config.d_optimizer.options),
         device_type=device.type, dtype=speed.dtype, scalers=scalers, channels_last=speed.channels_last,
-        ema=ema, ema_decay=t.ema_decay, regularizers=regularizers, augmentations=augmentations,
+        ema=ema, ema_decay=t.ema_decay, ema_warmup=t.ema_warmup, regularizers=regularizers, augmentations=augmentations,
         gather=gather_all if dist.enabled else None,
     )
     on_device = DatasetSplit(data.images.to(device), data.labels.to(device) if data.labels is not None else None,

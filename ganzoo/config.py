@@ -40,7 +40,7 @@ DATA_KEYS = ("name", "root", "download", "limit")
 RESUMABLE = {
     "data": ("root", "download"),
     "train": ("epochs", "max_steps", "max_minutes", "device", "log_every", "early_grids", "keep_checkpoints",
-              "eval_every", "eval_n", "ema_decay", "precision", "channels_last", "compile", "fast_dropout",
+              "eval_every", "eval_n", "ema_decay", "ema_warmup", "precision", "channels_last", "compile", "fast_dropout",
               "reuse_memory"),
 }
 NO_RECIPE = "none"  # --recipe none: start from the model's defaults
@@ -81,6 +81,8 @@ class TrainSettings:
     reuse_memory: Literal["auto"] | bool = option(
         "auto", help="keep memory freed in a step for the next (glibc malloc, no page faults); auto: on for CPU")
     ema_decay: float = option(0.0, min=0, max=0.99999, help="EMA of G's weights for sampling (0 = off; e.g. 0.999)")
+    ema_warmup: bool = option(True, help="the EMA's decay at step t is min(ema_decay, (1 + t) / (10 + t)), so an "
+                                         "early EMA is not mostly G's random initial weights")
     eval_every: int = option(0, min=0, help="score FID/KID every N epochs and keep checkpoints/best (0 = off)")
     eval_n: int = option(2000, min=10, help="samples per score during training")
 

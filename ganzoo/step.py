@@ -36,6 +36,7 @@ class StepModules:
     channels_last: bool = False
     ema: torch.nn.Module | None = None
     ema_decay: float = 0.0
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + t) / (10 + t)) at step t: see ema_decay_at
     regularizers: list[tuple[str, Regularizer]] = field(default_factory=list)  # (name, regularizer)
     augmentations: list[tuple[str, Augmentation]] = field(default_factory=list)
     # under data parallelism: every rank's logits, so that stateful hooks see the same on each rank
@@ -104,7 +105,7 @@ def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | N
 
 
 def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                     z: torch.Tensor) -> dict[str, torch.Tensor]:
+                     z: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
     """Update G once from ``fake`` (still attached to G's graph); D's weights take no gradient."""
     m.gan.discriminator.requires_grad_(False)
     out: dict[str, torch.Tensor] = {}
@@ -123,7 +124,7 @@ def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: 
     finally:
         m.gan.discriminator.requires_grad_(True)
     if m.ema is not None:
-        update_ema(m.ema, m.gan.generator, m.ema_decay)
+        update_ema(m.ema, m.gan.generator, ema_decay_at(step, m.ema_decay, warmup=m.ema_warmup))
     out["g_loss"] = g_loss.detach()
     return out
 
@@ -135,11 +136,25 @@ def train_step(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: to
         real = real.contiguous(memory_format=torch.channels_last)
     out, fake, _ = discriminator_update(m, real, y, z, step, keep_graph=update_g)
     if update_g:
-        out.update(generator_update(m, real, fake, y, z))
+        out.update(generator_update(m, real, fake, y, z, step))
     return out
 
 
 @torch.no_grad()
+def ema_decay_at(step: int, decay: float, *, warmup: bool = True) -> float:
+    """The EMA's decay at ``step`` (counted from 0): ``min(decay, (1 + step) / (10 + step))`` with the
+    warm-up, else ``decay``.
+
+    Without a warm-up an EMA started from G's random initial weights keeps ``decay ** t`` of them
+    after t updates: 0.999 ** 1000 = 37%, so a short run samples from a blur of noise and training.
+    The warm-up (TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` rule; timm's
+    ``ModelEmaV3(use_warmup=True)`` and StyleGAN2's ``ema_rampup`` do the same job) averages over
+    about the last tenth of the steps so far until that exceeds the window ``decay`` asks for
+    (for 0.999, from step 8,990 on).
+    """
+    return min(decay, (1.0 + step) / (10.0 + step)) if warmup else decay
+
+
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model`` for weights; buffers (BatchNorm statistics) are copied."""
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)

@@ -119,3 +119,37 @@ def test_generator_ema_is_kept_resumed_and_used_for_sampling(tiny_data, tmp_path
     assert torch.equal(generator.state_dict()["project.weight"], ema["project.weight"])
 
 
+
+
+def test_the_ema_warms_up_then_keeps_its_decay():
+    from ganzoo.step import ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    assert ema_decay_at(0, 0.999, warmup=False) == 0.999
+    assert ema_decay_at(10, 0.5) == 0.5  # a short window is reached at once: 11 / 20 > 0.5
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_a_generator_update_moves_the_ema_by_the_step_s_decay(warmup):
+    import copy
+
+    from ganzoo.step import StepModules, discriminator_update, generator_update
+
+    torch.manual_seed(0)
+    gan = ganzoo.create_model("dcgan", width=4)
+    before = copy.deepcopy(gan.generator)
+    m = StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator,
+                    loss=ganzoo.create_loss("nonsaturating"),
+                    opt_g=torch.optim.SGD(gan.generator.parameters(), lr=0.1),
+                    opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=0.1), device_type="cpu",
+                    ema=copy.deepcopy(gan.generator).requires_grad_(False), ema_decay=0.999, ema_warmup=warmup)
+    real, z = torch.rand(8, 1, 28, 28) * 2 - 1, gan.generator.sample_latent(8)
+    _, fake, _ = discriminator_update(m, real, None, z)
+    generator_update(m, real, fake, None, z, step=20)
+    decay = 21 / 30 if warmup else 0.999
+    old, new, ema = (dict(g.named_parameters()) for g in (before, gan.generator, m.ema))
+    name = "project.weight"
+    assert not torch.equal(old[name], new[name])
+    torch.testing.assert_close(ema[name], decay * old[name] + (1 - decay) * new[name])
