@@ -156,3 +156,18 @@ def test_infogan_traversals_from_the_command_line(tiny_data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(dcgan), "--code", "0", "--out", str(tmp_path / "y.png")]) == 2
     assert "--code needs a generator with latent codes" in capsys.readouterr().err
+
+
+def test_began_g_is_clipped_forward_and_linear_backward():
+    """G's output stays in [-1, 1], but a pixel beyond it still gets the identity's gradient (a tanh's
+    would vanish there: the saturation that kept BEGAN's samples black)."""
+    from ganzoo_plugins.began.model import straight_through_clip
+
+    x = torch.tensor([-7.0, -0.5, 0.25, 3.0], requires_grad=True)
+    out = straight_through_clip(x)
+    assert out.tolist() == [-1.0, -0.5, 0.25, 1.0]
+    out.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+    gan = ganzoo.create_model("began", filters=4, hidden=8)
+    images = gan.generator(gan.generator.sample_latent(4))
+    assert images.min() >= -1 and images.max() <= 1

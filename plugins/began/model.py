@@ -43,13 +43,26 @@ class Decoder(nn.Module):
         return self.net(self.fc(h).reshape(h.shape[0], self.n, *self.base))
 
 
+def straight_through_clip(x: torch.Tensor) -> torch.Tensor:
+    """x clipped to [-1, 1] going forward, the identity going back.
+
+    The paper's G ends in the decoder's last convolution, with no nonlinearity. A tanh there
+    saturates on Fashion-MNIST: early on D reconstructs dark images best, G drives its pixels to
+    -1, and once the pre-activations are far below zero (median -7.2 after 558 steps, measured)
+    tanh's gradient is below 1e-4 for 80% of them and exactly 0 for 11%: G stays black for good.
+    Clipping keeps images in [-1, 1] for D and for sampling; passing the gradient through unchanged
+    keeps G linear, as the paper's is, so no pixel can die.
+    """
+    return x + (x.clamp(-1.0, 1.0) - x).detach()
+
+
 class BEGANGenerator(Generator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options.latent_dim, image_shape)
         self.decoder = Decoder(options.latent_dim, options.filters, image_shape)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.decoder(z))
+        return straight_through_clip(self.decoder(z))
 
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None) -> torch.Tensor:
