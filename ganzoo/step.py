@@ -105,8 +105,11 @@ def discriminator_update(m: StepModules, real: torch.Tensor, y: torch.Tensor | N
 
 
 def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                     z: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
-    """Update G once from ``fake`` (still attached to G's graph); D's weights take no gradient."""
+                     z: torch.Tensor, *, g_step: int) -> dict[str, torch.Tensor]:
+    """Update G once from ``fake`` (still attached to G's graph); D's weights take no gradient.
+
+    ``g_step`` counts G's earlier updates (from 0); the EMA's warm-up follows it.
+    """
     m.gan.discriminator.requires_grad_(False)
     out: dict[str, torch.Tensor] = {}
     try:
@@ -124,23 +127,26 @@ def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: 
     finally:
         m.gan.discriminator.requires_grad_(True)
     if m.ema is not None:
-        update_ema(m.ema, m.gan.generator, ema_decay_at(step, m.ema_decay, warmup=m.ema_warmup))
+        update_ema(m.ema, m.gan.generator, ema_decay_at(g_step, m.ema_decay, warmup=m.ema_warmup))
     out["g_loss"] = g_loss.detach()
     return out
 
 
 def train_step(m: StepModules, real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, *,
-               update_g: bool = True, step: int = 0) -> dict[str, torch.Tensor]:
-    """One D update and, when ``update_g``, one G update; the metrics of both."""
+               update_g: bool = True, step: int = 0, g_step: int | None = None) -> dict[str, torch.Tensor]:
+    """One D update and, when ``update_g``, one G update; the metrics of both.
+
+    ``step`` counts earlier D updates (lazy regularizers follow it), ``g_step`` earlier G updates
+    (the EMA's warm-up follows it; default ``step``, right when every step updates G).
+    """
     if m.channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
     out, fake, _ = discriminator_update(m, real, y, z, step, keep_graph=update_g)
     if update_g:
-        out.update(generator_update(m, real, fake, y, z, step))
+        out.update(generator_update(m, real, fake, y, z, g_step=step if g_step is None else g_step))
     return out
 
 
-@torch.no_grad()
 def ema_decay_at(step: int, decay: float, *, warmup: bool = True) -> float:
     """The EMA's decay at ``step`` (counted from 0): ``min(decay, (1 + step) / (10 + step))`` with the
     warm-up, else ``decay``.
@@ -149,12 +155,13 @@ def ema_decay_at(step: int, decay: float, *, warmup: bool = True) -> float:
     after t updates: 0.999 ** 1000 = 37%, so a short run samples from a blur of noise and training.
     The warm-up (TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` rule; timm's
     ``ModelEmaV3(use_warmup=True)`` and StyleGAN2's ``ema_rampup`` do the same job) averages over
-    about the last tenth of the steps so far until that exceeds the window ``decay`` asks for
+    about the last tenth of the updates so far until that exceeds the window ``decay`` asks for
     (for 0.999, from step 8,990 on).
     """
     return min(decay, (1.0 + step) / (10.0 + step)) if warmup else decay
 
 
+@torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model`` for weights; buffers (BatchNorm statistics) are copied."""
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)

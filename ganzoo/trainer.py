@@ -179,8 +179,10 @@ class Trainer:
     def train_step(self, real: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """One step on a batch in [-1, 1]; G learns every ``train.d_steps``-th step."""
         z = self.gan.generator.sample_latent(real.shape[0], generator=self.noise_rng, device=self.device)
-        update_g = (self.state.step + 1) % self.config.train.d_steps == 0
-        return train_step(self.parts.step, real, y, z, update_g=update_g, step=self.state.step)
+        d_steps = self.config.train.d_steps
+        update_g = (self.state.step + 1) % d_steps == 0
+        return train_step(self.parts.step, real, y, z, update_g=update_g, step=self.state.step,
+                          g_step=self.state.step // d_steps)  # G's updates so far, when update_g
 
     def _steps_this_epoch(self) -> int:
         return min(self.steps_per_epoch, self.total_steps - self.state.epoch * self.steps_per_epoch)

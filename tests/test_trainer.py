@@ -147,9 +147,32 @@ def test_a_generator_update_moves_the_ema_by_the_step_s_decay(warmup):
                     ema=copy.deepcopy(gan.generator).requires_grad_(False), ema_decay=0.999, ema_warmup=warmup)
     real, z = torch.rand(8, 1, 28, 28) * 2 - 1, gan.generator.sample_latent(8)
     _, fake, _ = discriminator_update(m, real, None, z)
-    generator_update(m, real, fake, None, z, step=20)
+    generator_update(m, real, fake, None, z, g_step=20)
     decay = 21 / 30 if warmup else 0.999
     old, new, ema = (dict(g.named_parameters()) for g in (before, gan.generator, m.ema))
     name = "project.weight"
     assert not torch.equal(old[name], new[name])
     torch.testing.assert_close(ema[name], decay * old[name] + (1 - decay) * new[name])
+    # the average is kept out of autograd: no graph growing with every step, no leaf turned non-leaf
+    assert all(p.grad_fn is None and not p.requires_grad for p in m.ema.parameters())
+
+
+def test_the_ema_warm_up_counts_g_updates_not_d_steps(monkeypatch, tiny_data, tmp_path):
+    """With train.d_steps = 3, G's k-th update (from 0) happens at step 3k + 2: the warm-up gets k."""
+    import ganzoo.step as step_module
+    from conftest import make_trainer
+
+    seen = []
+    real_update = step_module.generator_update
+
+    def spy(*args, g_step, **kwargs):
+        seen.append(g_step)
+        return real_update(*args, g_step=g_step, **kwargs)
+
+    monkeypatch.setattr(step_module, "generator_update", spy)
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, d_steps=3, ema_decay=0.9, max_steps=9)
+    real = trainer.images[:24].float() / 127.5 - 1
+    for step in range(9):
+        trainer.state.step = step
+        trainer.train_step(real, None)
+    assert seen == [0, 1, 2]
