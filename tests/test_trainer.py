@@ -119,8 +119,6 @@ def test_generator_ema_is_kept_resumed_and_used_for_sampling(tiny_data, tmp_path
     assert torch.equal(generator.state_dict()["project.weight"], ema["project.weight"])
 
 
-
-
 def test_the_ema_warms_up_then_keeps_its_decay():
     from ganzoo.step import ema_decay_at
 
