@@ -158,16 +158,28 @@ def test_infogan_traversals_from_the_command_line(tiny_data, tmp_path, capsys):
     assert "--code needs a generator with latent codes" in capsys.readouterr().err
 
 
-def test_began_g_is_clipped_forward_and_linear_backward():
-    """G's output stays in [-1, 1], but a pixel beyond it still gets the identity's gradient (a tanh's
-    would vanish there: the saturation that kept BEGAN's samples black)."""
-    from ganzoo_plugins.began.model import straight_through_clip
+def test_began_g_is_clipped_forward_and_passes_only_inward_gradients_beyond_the_range():
+    """G's output stays in [-1, 1]; inside it the gradient is the identity's, and a pixel beyond it
+    gets the gradient that brings it back (a tanh's would vanish there: the saturation that kept
+    BEGAN's samples black) but none that pushes it further out (the drift that sent a plain
+    straight-through clip's pre-activations to 1e9)."""
+    from ganzoo_plugins.began.model import inward_clip
 
-    x = torch.tensor([-7.0, -0.5, 0.25, 3.0], requires_grad=True)
-    out = straight_through_clip(x)
-    assert out.tolist() == [-1.0, -0.5, 0.25, 1.0]
-    out.sum().backward()
-    assert x.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+    x = torch.tensor([-7.0, -7.0, -0.5, 0.25, 3.0, 3.0], requires_grad=True)
+    out = inward_clip(x)
+    assert out.tolist() == [-1.0, -1.0, -0.5, 0.25, 1.0, 1.0]
+    # a descent step moves x by -grad: -7 with grad -2 moves up (kept), with grad +2 down (dropped)
+    out.backward(torch.tensor([-2.0, 2.0, 3.0, -4.0, 5.0, -5.0]))
+    assert x.grad.tolist() == [-2.0, 0.0, 3.0, -4.0, 5.0, 0.0]
+    # and the trained direction holds: minimising |out - target| for a target beyond the range
+    # leaves x where it is instead of running after the target
+    y = torch.tensor([-1.5], requires_grad=True)
+    optimiser = torch.optim.SGD([y], lr=0.1)
+    for _ in range(20):
+        optimiser.zero_grad()
+        (inward_clip(y) - torch.tensor([-3.0])).abs().sum().backward()
+        optimiser.step()
+    assert y.item() == -1.5
     gan = ganzoo.create_model("began", filters=4, hidden=8)
     images = gan.generator(gan.generator.sample_latent(4))
     assert images.min() >= -1 and images.max() <= 1
