@@ -183,3 +183,54 @@ def test_began_g_is_clipped_forward_and_passes_only_inward_gradients_beyond_the_
     gan = ganzoo.create_model("began", filters=4, hidden=8)
     images = gan.generator(gan.generator.sample_latent(4))
     assert images.min() >= -1 and images.max() <= 1
+
+
+def test_began_skip_connections_carry_h0_to_every_scale_and_keep_old_checkpoints_loadable():
+    """Section 3.5.1's skip connections: with the first scale's convolutions silenced, a decoder
+    without them outputs the same image for every h, one with them still depends on h (H0 reaches
+    the later scales by itself). Without skip the weights keep the names earlier runs saved."""
+    from ganzoo_plugins.began.model import Decoder
+
+    torch.manual_seed(0)
+    h = torch.randn(2, 8)
+    outputs = {}
+    for skip in (False, True):
+        decoder = Decoder(8, 4, (1, 28, 28), skip=skip)
+        with torch.no_grad():
+            for conv in (decoder.net[0], decoder.net[2]):
+                conv.weight.zero_()
+                conv.bias.zero_()
+        outputs[skip] = decoder(h)
+        assert outputs[skip].shape == (2, 1, 28, 28)
+        assert decoder.net[5].in_channels == (8 if skip else 4)  # 2n with skip: the upsampled H0 joins
+    assert torch.equal(outputs[False][0], outputs[False][1])
+    assert not torch.allclose(outputs[True][0], outputs[True][1])
+    plain = ganzoo.create_model("began", filters=4, hidden=8)
+    skipped = ganzoo.create_model("began", filters=4, hidden=8, skip=True)
+    assert "decoder.net.14.weight" in dict(plain.generator.named_parameters())  # the name before skip existed
+    assert set(dict(plain.named_parameters())) == set(dict(skipped.named_parameters()))
+    images = skipped.generator(skipped.generator.sample_latent(3))
+    assert images.shape == (3, 1, 28, 28) and skipped.discriminator(images).shape == (3,)
+
+
+def test_began_he_init_keeps_the_signal_through_the_deep_stacks():
+    """init="he": every convolution or dense layer followed by an ELU gets He's normal weights
+    (std sqrt(2 / fan_in)), the others std sqrt(1 / fan_in), and zero biases, so a signal of unit
+    size comes out of G and D's encoder at about unit size; PyTorch's defaults shrink it about
+    a hundredfold on the way (measured at n = 16: G's outputs std 0.008), a flat grey start."""
+    torch.manual_seed(0)
+    he = ganzoo.create_model("began", filters=16, hidden=64)  # init="he" is the default
+    torch.manual_seed(0)
+    plain = ganzoo.create_model("began", filters=16, hidden=64, init="torch")
+    conv = he.discriminator.encoder[2]  # 16 -> 16, 3x3, an ELU after it
+    assert isinstance(conv, torch.nn.Conv2d)
+    assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.1)
+    last = he.generator.decoder.net[-1]  # 16 -> 1 image channel, nothing after it
+    assert last.weight.std().item() == pytest.approx((1 / (16 * 9)) ** 0.5, rel=0.25)
+    assert all(p.abs().sum() == 0 for name, p in he.named_parameters() if name.endswith("bias"))
+    assert not all(p.abs().sum() == 0 for name, p in plain.named_parameters() if name.endswith("bias"))
+    z = he.generator.sample_latent(64, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        assert he.generator.decoder(z).std() > 0.3 > 30 * plain.generator.decoder(z).std()
+        assert he.discriminator.encoder(x).std() > 0.3 > 10 * plain.discriminator.encoder(x).std()

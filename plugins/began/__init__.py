@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ganzoo import hookimpl, option, recipes_in
 
@@ -19,6 +19,10 @@ class BEGANOptions:
     latent_dim: int = option(64, min=1, help="length of z, uniform on [-1, 1] (the paper: 64)")
     hidden: int = option(64, min=1, help="h: the autoencoder's embedding (the paper: 64)")
     filters: int = option(32, min=1, help="n: filters of the first layers, growing by n per scale (the paper: 64)")
+    init: Literal["he", "torch"] = option("he", help="he: He-normal weights, zero biases; torch: PyTorch's "
+                                                     "defaults (which shrink the signal through the deep stacks)")
+    skip: bool = option(False, help="section 3.5.1's skip connections: the decoders' first tensor, upsampled, "
+                                    "joins every later scale (G's and D's decoder)")
 
 
 @dataclass(frozen=True)

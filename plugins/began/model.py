@@ -27,20 +27,31 @@ def _convs(cin: int, cout: int) -> list[nn.Module]:
 
 
 class Decoder(nn.Module):
-    """h -> n x H/4 x W/4 -> two nearest-neighbour upsamplings, two 3x3 convolutions per scale."""
+    """h -> n x H/4 x W/4 -> two nearest-neighbour upsamplings, two 3x3 convolutions per scale.
 
-    def __init__(self, inputs: int, n: int, image_shape: tuple[int, int, int]) -> None:
+    With ``skip`` (section 3.5.1, the paper's optional skip connections), the first tensor H0 is
+    upsampled to each later scale and concatenated to that scale's input, so the blocks after the
+    first read 2n channels: a short path from h to every resolution."""
+
+    def __init__(self, inputs: int, n: int, image_shape: tuple[int, int, int], skip: bool = False) -> None:
         super().__init__()
         channels, height, width = image_shape
         self.base = (height // 4, width // 4)
-        self.n = n
+        self.n, self.skip = n, skip
         self.fc = nn.Linear(inputs, n * self.base[0] * self.base[1])
-        self.net = nn.Sequential(*_convs(n, n), nn.Upsample(scale_factor=2, mode="nearest"), *_convs(n, n),
-                                 nn.Upsample(scale_factor=2, mode="nearest"), *_convs(n, n),
+        wide = 2 * n if skip else n
+        # one Sequential either way, so the parameters keep the names runs without skip were saved with
+        self.net = nn.Sequential(*_convs(n, n), nn.Upsample(scale_factor=2, mode="nearest"), *_convs(wide, n),
+                                 nn.Upsample(scale_factor=2, mode="nearest"), *_convs(wide, n),
                                  nn.Conv2d(n, channels, 3, 1, 1))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(self.fc(h).reshape(h.shape[0], self.n, *self.base))
+        h0 = self.fc(h).reshape(h.shape[0], self.n, *self.base)
+        if not self.skip:
+            return self.net(h0)
+        x = self.net[0:5](h0)  # first scale's convolutions, upsampling
+        x = self.net[5:10](torch.cat([x, nn.functional.interpolate(h0, scale_factor=2, mode="nearest")], 1))
+        return self.net[10:](torch.cat([x, nn.functional.interpolate(h0, scale_factor=4, mode="nearest")], 1))
 
 
 class _InwardClip(torch.autograd.Function):
@@ -79,7 +90,7 @@ def inward_clip(x: torch.Tensor) -> torch.Tensor:
 class BEGANGenerator(Generator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options.latent_dim, image_shape)
-        self.decoder = Decoder(options.latent_dim, options.filters, image_shape)
+        self.decoder = Decoder(options.latent_dim, options.filters, image_shape, options.skip)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return inward_clip(self.decoder(z))
@@ -105,7 +116,7 @@ class AutoencoderDiscriminator(Discriminator):
             nn.Conv2d(n, 2 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(2 * n, 2 * n),
             nn.Conv2d(2 * n, 3 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(3 * n, 3 * n), nn.Flatten(),
             nn.Linear(3 * n * (height // 4) * (width // 4), options.hidden))
-        self.decoder = Decoder(options.hidden, n, image_shape)
+        self.decoder = Decoder(options.hidden, n, image_shape, options.skip)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -149,10 +160,33 @@ class BEGANLoss(Loss):
         return None
 
 
+def he_init(module: nn.Module) -> None:
+    """He-normal weights (He et al. 2015) and zero biases for every layer: the gain of a ReLU where
+    an ELU follows, 1 where none does (the dense layers into and out of h, the image convolutions).
+
+    BEGAN's networks are deep (seven convolutions in G, ten in D's encoder) with no normalisation,
+    and PyTorch's default initialisation (weight variance 1 / (3 fan_in)) loses most of the signal
+    on the way: measured at n = 16, G's outputs start with a standard deviation of 0.008 (a flat
+    grey image) and the encoder's h of 0.025 from inputs of 0.58. He's keeps it near 1 through both."""
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        layers = list(seq)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                elu_next = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ELU)
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if elu_next else "linear")
+                nn.init.zeros_(layer.bias)
+    for decoder in [m for m in module.modules() if isinstance(m, Decoder)]:
+        nn.init.kaiming_normal_(decoder.fc.weight, nonlinearity="linear")
+        nn.init.zeros_(decoder.fc.bias)
+
+
 class BEGAN(GAN):
     trains_with = ("began",)  # its D's output is a reconstruction error, which only BEGAN's loss reads
 
 
 def build_began(options: Any, image_shape: tuple[int, int, int]) -> GAN:
     require_sides_divisible("began", image_shape)
-    return BEGAN(BEGANGenerator(options, image_shape), AutoencoderDiscriminator(options, image_shape))
+    gan = BEGAN(BEGANGenerator(options, image_shape), AutoencoderDiscriminator(options, image_shape))
+    if options.init == "he":
+        he_init(gan)
+    return gan
