@@ -162,9 +162,9 @@ class BEGANLoss(Loss):
 
 def he_init(module: nn.Module) -> None:
     """He-normal weights (He et al. 2015) and zero biases for every layer: the gain of a ReLU where
-    an ELU follows, 1 where none does (the dense layers into and out of h, the image convolutions).
+    an ELU follows, 1 where none does (the dense layers into and out of h, the output convolutions).
 
-    BEGAN's networks are deep (seven convolutions in G, ten in D's encoder) with no normalisation,
+    BEGAN's networks are deep (seven convolutions in G, nine in D's encoder) with no normalisation,
     and PyTorch's default initialisation (weight variance 1 / (3 fan_in)) loses most of the signal
     on the way: measured at n = 16, G's outputs start with a standard deviation of 0.008 (a flat
     grey image) and the encoder's h of 0.025 from inputs of 0.58. He's keeps it near 1 through both."""
