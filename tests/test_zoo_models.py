@@ -236,3 +236,27 @@ def test_began_he_init_keeps_the_signal_through_the_deep_stacks():
     with torch.no_grad():
         assert 3 > he.generator.decoder(z).std() > 0.3 > 30 * plain.generator.decoder(z).std()
         assert 3 > he.discriminator.encoder(x).std() > 0.3 > 10 * plain.discriminator.encoder(x).std()
+
+
+def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_he_gains():
+    """batchnorm=True: G's decoder gets a BatchNorm between each convolution and its ELU (six), D
+    none (its autoencoder's error must not depend on what else is in the batch); He's gain still
+    follows the ELU through the BatchNorm. Off, G's parameters keep their names."""
+    torch.manual_seed(0)
+    normed = ganzoo.create_model("began", filters=16, hidden=64, batchnorm=True)
+    net = list(normed.generator.decoder.net)
+    norms = [i for i, m in enumerate(net) if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(isinstance(net[i - 1], torch.nn.Conv2d) and isinstance(net[i + 1], torch.nn.ELU) for i in norms)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.discriminator.modules())
+    conv = net[norms[1] - 1]  # 16 -> 16, 3x3, BatchNorm then ELU after it
+    assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.1)
+    plain = ganzoo.create_model("began", filters=16, hidden=64)
+    assert set(dict(plain.discriminator.named_parameters())) == set(dict(normed.discriminator.named_parameters()))
+    assert "decoder.net.14.weight" in dict(plain.generator.named_parameters())
+    images = normed.generator(normed.generator.sample_latent(8, generator=torch.Generator().manual_seed(1)))
+    assert images.shape == (8, 1, 28, 28)
+    assert (images[0] - images[1]).abs().mean() > 0.05  # z still shapes the image after the norms
+    for skip in (False, True):  # the skip connections find each scale's start with the norms in between
+        gan = ganzoo.create_model("began", filters=4, hidden=8, batchnorm=True, skip=skip)
+        assert gan.generator(gan.generator.sample_latent(3)).shape == (3, 1, 28, 28)

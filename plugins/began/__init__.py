@@ -23,6 +23,7 @@ class BEGANOptions:
                                                      "defaults (which shrink the signal through the deep stacks)")
     skip: bool = option(False, help="section 3.5.1's skip connections: the decoders' first tensor, upsampled, "
                                     "joins every later scale (G's and D's decoder)")
+    batchnorm: bool = option(False, help="BatchNorm before every ELU of G (not in the paper; D stays without)")
 
 
 @dataclass(frozen=True)

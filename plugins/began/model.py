@@ -22,8 +22,12 @@ from ganzoo.interfaces import GAN, Discriminator, Generator, Loss
 from ganzoo.layers import require_sides_divisible
 
 
-def _convs(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, 1, 1), nn.ELU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1), nn.ELU(inplace=True)]
+def _convs(cin: int, cout: int, norm: bool = False) -> list[nn.Module]:
+    """Two 3x3 convolutions, each followed by an ELU (and, with ``norm``, a BatchNorm before it)."""
+    layers: list[nn.Module] = []
+    for i in (cin, cout):
+        layers += [nn.Conv2d(i, cout, 3, 1, 1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ELU(inplace=True)]
+    return layers
 
 
 class Decoder(nn.Module):
@@ -33,7 +37,8 @@ class Decoder(nn.Module):
     upsampled to each later scale and concatenated to that scale's input, so the blocks after the
     first read 2n channels: a short path from h to every resolution."""
 
-    def __init__(self, inputs: int, n: int, image_shape: tuple[int, int, int], skip: bool = False) -> None:
+    def __init__(self, inputs: int, n: int, image_shape: tuple[int, int, int], skip: bool = False,
+                 norm: bool = False) -> None:
         super().__init__()
         channels, height, width = image_shape
         self.base = (height // 4, width // 4)
@@ -41,17 +46,19 @@ class Decoder(nn.Module):
         self.fc = nn.Linear(inputs, n * self.base[0] * self.base[1])
         wide = 2 * n if skip else n
         # one Sequential either way, so the parameters keep the names runs without skip were saved with
-        self.net = nn.Sequential(*_convs(n, n), nn.Upsample(scale_factor=2, mode="nearest"), *_convs(wide, n),
-                                 nn.Upsample(scale_factor=2, mode="nearest"), *_convs(wide, n),
+        up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.net = nn.Sequential(*_convs(n, n, norm), up, *_convs(wide, n, norm), up, *_convs(wide, n, norm),
                                  nn.Conv2d(n, channels, 3, 1, 1))
+        self.scales = [len(_convs(n, n, norm)) + 1, 2 * len(_convs(n, n, norm)) + 2]  # where each upsampling ends
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h0 = self.fc(h).reshape(h.shape[0], self.n, *self.base)
         if not self.skip:
             return self.net(h0)
-        x = self.net[0:5](h0)  # first scale's convolutions, upsampling
-        x = self.net[5:10](torch.cat([x, nn.functional.interpolate(h0, scale_factor=2, mode="nearest")], 1))
-        return self.net[10:](torch.cat([x, nn.functional.interpolate(h0, scale_factor=4, mode="nearest")], 1))
+        first, second = self.scales
+        x = self.net[0:first](h0)  # first scale's convolutions, upsampling
+        x = self.net[first:second](torch.cat([x, nn.functional.interpolate(h0, scale_factor=2, mode="nearest")], 1))
+        return self.net[second:](torch.cat([x, nn.functional.interpolate(h0, scale_factor=4, mode="nearest")], 1))
 
 
 class _InwardClip(torch.autograd.Function):
@@ -90,7 +97,7 @@ def inward_clip(x: torch.Tensor) -> torch.Tensor:
 class BEGANGenerator(Generator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options.latent_dim, image_shape)
-        self.decoder = Decoder(options.latent_dim, options.filters, image_shape, options.skip)
+        self.decoder = Decoder(options.latent_dim, options.filters, image_shape, options.skip, options.batchnorm)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return inward_clip(self.decoder(z))
@@ -172,7 +179,8 @@ def he_init(module: nn.Module) -> None:
         layers = list(seq)
         for i, layer in enumerate(layers):
             if isinstance(layer, (nn.Conv2d, nn.Linear)):
-                elu_next = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ELU)
+                after = [m for m in layers[i + 1:i + 3] if not isinstance(m, nn.BatchNorm2d)]
+                elu_next = bool(after) and isinstance(after[0], nn.ELU)
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if elu_next else "linear")
                 nn.init.zeros_(layer.bias)
     for decoder in [m for m in module.modules() if isinstance(m, Decoder)]:
