@@ -46,10 +46,11 @@ class Decoder(nn.Module):
         self.fc = nn.Linear(inputs, n * self.base[0] * self.base[1])
         wide = 2 * n if skip else n
         # one Sequential either way, so the parameters keep the names runs without skip were saved with
-        up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.net = nn.Sequential(*_convs(n, n, norm), up, *_convs(wide, n, norm), up, *_convs(wide, n, norm),
-                                 nn.Conv2d(n, channels, 3, 1, 1))
-        self.scales = [len(_convs(n, n, norm)) + 1, 2 * len(_convs(n, n, norm)) + 2]  # where each upsampling ends
+        self.net = nn.Sequential(*_convs(n, n, norm), nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *_convs(wide, n, norm), nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *_convs(wide, n, norm), nn.Conv2d(n, channels, 3, 1, 1))
+        block = 6 if norm else 4  # layers of one _convs
+        self.scales = (block + 1, 2 * block + 2)  # where each upsampling ends
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h0 = self.fc(h).reshape(h.shape[0], self.n, *self.base)
@@ -171,7 +172,8 @@ def he_init(module: nn.Module) -> None:
     """He-normal weights (He et al. 2015) and zero biases for every layer: the gain of a ReLU where
     an ELU follows, 1 where none does (the dense layers into and out of h, the output convolutions).
 
-    BEGAN's networks are deep (seven convolutions in G, nine in D's encoder) with no normalisation,
+    BEGAN's networks are deep (seven convolutions in G, nine in D's encoder) with no normalisation
+    (unless ``batchnorm``, in G only),
     and PyTorch's default initialisation (weight variance 1 / (3 fan_in)) loses most of the signal
     on the way: measured at n = 16, G's outputs start with a standard deviation of 0.008 (a flat
     grey image) and the encoder's h of 0.025 from inputs of 0.58. He's keeps both of unit order (0.75, 1.13)."""
