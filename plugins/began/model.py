@@ -46,11 +46,11 @@ class Decoder(nn.Module):
         self.fc = nn.Linear(inputs, n * self.base[0] * self.base[1])
         wide = 2 * n if skip else n
         # one Sequential either way, so the parameters keep the names runs without skip were saved with
-        self.net = nn.Sequential(*_convs(n, n, norm), nn.Upsample(scale_factor=2, mode="nearest"),
-                                 *_convs(wide, n, norm), nn.Upsample(scale_factor=2, mode="nearest"),
-                                 *_convs(wide, n, norm), nn.Conv2d(n, channels, 3, 1, 1))
-        block = 6 if norm else 4  # layers of one _convs
-        self.scales = (block + 1, 2 * block + 2)  # where each upsampling ends
+        first, second, third = _convs(n, n, norm), _convs(wide, n, norm), _convs(wide, n, norm)
+        self.net = nn.Sequential(*first, nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *second, nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *third, nn.Conv2d(n, channels, 3, 1, 1))
+        self.scales = (len(first) + 1, len(first) + len(second) + 2)  # where each upsampling ends
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h0 = self.fc(h).reshape(h.shape[0], self.n, *self.base)
