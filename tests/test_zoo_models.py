@@ -240,7 +240,7 @@ def test_began_he_init_keeps_the_signal_through_the_deep_stacks():
 
 def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_he_gains():
     """batchnorm=True: G's decoder gets a BatchNorm between each convolution and its ELU (six), D
-    none (its autoencoder's error must not depend on what else is in the batch); He's gain still
+    none (that is ``d_batchnorm``, below); He's gain still
     follows the ELU through the BatchNorm. Off, G's parameters keep their names."""
     torch.manual_seed(0)
     normed = ganzoo.create_model("began", filters=16, hidden=64, batchnorm=True)
@@ -263,3 +263,34 @@ def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_h
     for skip in (False, True):  # the skip connections find each scale's start with the norms in between
         gan = ganzoo.create_model("began", filters=4, hidden=8, batchnorm=True, skip=skip)
         assert gan.generator(gan.generator.sample_latent(3)).shape == (3, 1, 28, 28)
+
+
+def test_began_d_batchnorm_lets_d_score_an_image_by_its_batch_in_training_only():
+    """d_batchnorm=True: a BatchNorm before every ELU of D's autoencoder but the input layer's (eight
+    in the encoder, six in its decoder). In training D then scores an image by the batch it came in
+    (reals and fakes are separate batches), so a batch of copies is told from a varied one; in eval
+    mode the running statistics make the score the image's own again. Off: no norms, old names."""
+    torch.manual_seed(0)
+    normed = ganzoo.create_model("began", filters=8, hidden=16, d_batchnorm=True)
+    encoder = list(normed.discriminator.encoder)
+    norms = [i for i, m in enumerate(encoder) if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 8 and norms[0] == 3  # none after the first convolution (it reads the image)
+    assert all(isinstance(encoder[i - 1], torch.nn.Conv2d) and isinstance(encoder[i + 1], torch.nn.ELU) for i in norms)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in normed.discriminator.decoder.modules()) == 6
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.generator.modules())
+    strided = encoder[norms[2] - 1]  # 8 -> 16, stride 2, BatchNorm then ELU after it: He's ELU gain
+    assert strided.stride == (2, 2)
+    assert strided.weight.std().item() == pytest.approx((2 / (8 * 9)) ** 0.5, rel=0.1)
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    copies = x[:1].expand(16, -1, -1, -1)
+    D = normed.discriminator
+    with torch.no_grad():
+        assert (D(x)[0] - D(copies)[0]).abs() > 0.01  # the same image, another batch: another score
+        D.eval()
+        assert D(x)[0].item() == pytest.approx(D(copies)[0].item(), abs=1e-5)
+    plain = ganzoo.create_model("began", filters=8, hidden=16)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert {name for name, _ in plain.discriminator.named_parameters()} == {  # as saved before d_batchnorm existed
+        f"{layer}.{kind}" for layer in (*(f"encoder.{i}" for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 19)), "decoder.fc",
+                                        *(f"decoder.net.{i}" for i in (0, 2, 5, 7, 10, 12, 14)))
+        for kind in ("weight", "bias")}

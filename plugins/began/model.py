@@ -118,13 +118,17 @@ class AutoencoderDiscriminator(Discriminator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(image_shape)
         channels, height, width = image_shape
-        n = options.filters
+        n, norm = options.filters, options.d_batchnorm
+
+        def down(cin: int, cout: int) -> list[nn.Module]:  # the stride-2 subsampling, then ELU
+            return [nn.Conv2d(cin, cout, 3, 2, 1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ELU(inplace=True)]
+
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, n, 3, 1, 1), nn.ELU(inplace=True), *_convs(n, n),
-            nn.Conv2d(n, 2 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(2 * n, 2 * n),
-            nn.Conv2d(2 * n, 3 * n, 3, 2, 1), nn.ELU(inplace=True), *_convs(3 * n, 3 * n), nn.Flatten(),
+            nn.Conv2d(channels, n, 3, 1, 1), nn.ELU(inplace=True), *_convs(n, n, norm),
+            *down(n, 2 * n), *_convs(2 * n, 2 * n, norm),
+            *down(2 * n, 3 * n), *_convs(3 * n, 3 * n, norm), nn.Flatten(),
             nn.Linear(3 * n * (height // 4) * (width // 4), options.hidden))
-        self.decoder = Decoder(options.hidden, n, image_shape, options.skip)
+        self.decoder = Decoder(options.hidden, n, image_shape, options.skip, norm)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
