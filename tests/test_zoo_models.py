@@ -268,15 +268,20 @@ def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_h
 def test_began_d_batchnorm_lets_d_score_an_image_by_its_batch_in_training_only():
     """d_batchnorm=True: a BatchNorm before every ELU of D's autoencoder but the input layer's (eight
     in the encoder, six in its decoder). In training D then scores an image by the batch it came in
-    (reals and fakes are separate batches), so a batch of copies is told from a varied one; in eval
-    mode the running statistics make the score the image's own again. Off: no norms, old names."""
+    (the trainer gives D reals and fakes as separate batches): the same image scores differently in a
+    batch of its copies and in a varied one; in eval mode the running statistics make the score the
+    image's own again. With skip the decoder still finds its scales. Off: no norms, old names."""
     torch.manual_seed(0)
     normed = ganzoo.create_model("began", filters=8, hidden=16, d_batchnorm=True)
     encoder = list(normed.discriminator.encoder)
     norms = [i for i, m in enumerate(encoder) if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(norms) == 8 and norms[0] == 3  # none after the first convolution (it reads the image)
     assert all(isinstance(encoder[i - 1], torch.nn.Conv2d) and isinstance(encoder[i + 1], torch.nn.ELU) for i in norms)
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in normed.discriminator.decoder.modules()) == 6
+    decoder = list(normed.discriminator.decoder.net)
+    in_decoder = [i for i, m in enumerate(decoder) if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(in_decoder) == 6
+    assert all(isinstance(decoder[i - 1], torch.nn.Conv2d) and isinstance(decoder[i + 1], torch.nn.ELU)
+               for i in in_decoder)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.generator.modules())
     strided = encoder[norms[2] - 1]  # 8 -> 16, stride 2, BatchNorm then ELU after it: He's ELU gain
     assert strided.stride == (2, 2)
@@ -288,6 +293,8 @@ def test_began_d_batchnorm_lets_d_score_an_image_by_its_batch_in_training_only()
         assert (D(x)[0] - D(copies)[0]).abs() > 0.01  # the same image, another batch: another score
         D.eval()
         assert D(x)[0].item() == pytest.approx(D(copies)[0].item(), abs=1e-5)
+    skipped = ganzoo.create_model("began", filters=4, hidden=8, d_batchnorm=True, skip=True)
+    assert skipped.discriminator(x).shape == (16,)
     plain = ganzoo.create_model("began", filters=8, hidden=16)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
     assert {name for name, _ in plain.discriminator.named_parameters()} == {  # as saved before d_batchnorm existed

@@ -177,7 +177,8 @@ def he_init(module: nn.Module) -> None:
     an ELU follows, 1 where none does (the dense layers into and out of h, the output convolutions).
 
     BEGAN's networks are deep (seven convolutions in G, nine in D's encoder) with no normalisation
-    (unless ``batchnorm``, in G only),
+    in the paper (the options ``batchnorm`` and ``d_batchnorm`` add it; a BatchNorm between a layer
+    and its ELU does not change the gain chosen here),
     and PyTorch's default initialisation (weight variance 1 / (3 fan_in)) loses most of the signal
     on the way: measured at n = 16, G's outputs start with a standard deviation of 0.008 (a flat
     grey image) and the encoder's h of 0.025 from inputs of 0.58. He's keeps both of unit order (0.75, 1.13)."""
