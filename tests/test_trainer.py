@@ -174,3 +174,27 @@ def test_the_ema_warm_up_counts_g_updates_not_d_steps(monkeypatch, tiny_data, tm
         trainer.state.step = step
         trainer.train_step(real, None)
     assert seen == [0, 1, 2]
+
+
+def test_d_sees_the_reals_and_the_fakes_as_separate_batches_in_training_mode(tiny_data, tmp_path):
+    """The contract docs/plugins.md states and a D with BatchNorm relies on (began's d_batchnorm sees
+    a collapsing G through it): every call of D in a step gets either the real batch or a batch of
+    fakes, never one batch of both, and D is in training mode for each."""
+    from conftest import make_trainer
+
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4)
+    real = trainer.images[:24].float() / 127.5 - 1
+    calls = []
+    hook = trainer.gan.discriminator.register_forward_pre_hook(
+        lambda module, args: calls.append((args[0].detach().clone(), module.training)))
+    try:
+        trainer.train_step(real, None)
+    finally:
+        hook.remove()
+    assert len(calls) >= 3  # D's update: reals, fakes; G's update: fakes
+    assert all(training for _, training in calls)
+    assert all(len(x) == len(real) for x, _ in calls)
+    kinds = ["real" if torch.equal(x, real) else "fake" for x, _ in calls]
+    assert kinds.count("real") >= 1 and kinds.count("fake") >= 2
+    fakes = [x for (x, _), kind in zip(calls, kinds) if kind == "fake"]
+    assert all(not torch.isclose(x, real).all(dim=(1, 2, 3)).any() for x in fakes)  # no real image among them
