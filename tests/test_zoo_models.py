@@ -238,6 +238,14 @@ def test_began_he_init_keeps_the_signal_through_the_deep_stacks():
         assert 3 > he.discriminator.encoder(x).std() > 0.3 > 10 * plain.discriminator.encoder(x).std()
 
 
+def _norms_between_conv_and_elu(layers) -> list[int]:
+    """Where the BatchNorms of a layer list sit, each checked to stand between a convolution and its ELU."""
+    layers = list(layers)
+    norms = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(isinstance(layers[i - 1], torch.nn.Conv2d) and isinstance(layers[i + 1], torch.nn.ELU) for i in norms)
+    return norms
+
+
 def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_he_gains():
     """batchnorm=True: G's decoder gets a BatchNorm between each convolution and its ELU (six), D
     none (that is ``d_batchnorm``, below); He's gain still
@@ -245,9 +253,8 @@ def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_h
     torch.manual_seed(0)
     normed = ganzoo.create_model("began", filters=16, hidden=64, batchnorm=True)
     net = list(normed.generator.decoder.net)
-    norms = [i for i, m in enumerate(net) if isinstance(m, torch.nn.BatchNorm2d)]
+    norms = _norms_between_conv_and_elu(net)
     assert len(norms) == 6
-    assert all(isinstance(net[i - 1], torch.nn.Conv2d) and isinstance(net[i + 1], torch.nn.ELU) for i in norms)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.discriminator.modules())
     conv = net[norms[1] - 1]  # 16 -> 16, 3x3, BatchNorm then ELU after it
     assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.1)
@@ -274,14 +281,9 @@ def test_began_d_batchnorm_lets_d_score_an_image_by_its_batch_in_training_only()
     torch.manual_seed(0)
     normed = ganzoo.create_model("began", filters=8, hidden=16, d_batchnorm=True)
     encoder = list(normed.discriminator.encoder)
-    norms = [i for i, m in enumerate(encoder) if isinstance(m, torch.nn.BatchNorm2d)]
+    norms = _norms_between_conv_and_elu(encoder)
     assert len(norms) == 8 and norms[0] == 3  # none after the first convolution (it reads the image)
-    assert all(isinstance(encoder[i - 1], torch.nn.Conv2d) and isinstance(encoder[i + 1], torch.nn.ELU) for i in norms)
-    decoder = list(normed.discriminator.decoder.net)
-    in_decoder = [i for i, m in enumerate(decoder) if isinstance(m, torch.nn.BatchNorm2d)]
-    assert len(in_decoder) == 6
-    assert all(isinstance(decoder[i - 1], torch.nn.Conv2d) and isinstance(decoder[i + 1], torch.nn.ELU)
-               for i in in_decoder)
+    assert len(_norms_between_conv_and_elu(normed.discriminator.decoder.net)) == 6
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in normed.generator.modules())
     strided = encoder[norms[2] - 1]  # 8 -> 16, stride 2, BatchNorm then ELU after it: He's ELU gain
     assert strided.stride == (2, 2)

@@ -22,12 +22,14 @@ from ganzoo.interfaces import GAN, Discriminator, Generator, Loss
 from ganzoo.layers import require_sides_divisible
 
 
+def _conv_elu(cin: int, cout: int, stride: int = 1, norm: bool = False) -> list[nn.Module]:
+    """A 3x3 convolution and an ELU, with ``norm`` a BatchNorm between them."""
+    return [nn.Conv2d(cin, cout, 3, stride, 1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ELU(inplace=True)]
+
+
 def _convs(cin: int, cout: int, norm: bool = False) -> list[nn.Module]:
-    """Two 3x3 convolutions, each followed by an ELU (and, with ``norm``, a BatchNorm before it)."""
-    layers: list[nn.Module] = []
-    for i in (cin, cout):
-        layers += [nn.Conv2d(i, cout, 3, 1, 1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ELU(inplace=True)]
-    return layers
+    """Two of :func:`_conv_elu`, the paper's block at one scale."""
+    return [*_conv_elu(cin, cout, norm=norm), *_conv_elu(cout, cout, norm=norm)]
 
 
 class Decoder(nn.Module):
@@ -119,14 +121,10 @@ class AutoencoderDiscriminator(Discriminator):
         super().__init__(image_shape)
         channels, height, width = image_shape
         n, norm = options.filters, options.d_batchnorm
-
-        def down(cin: int, cout: int) -> list[nn.Module]:  # the stride-2 subsampling, then ELU
-            return [nn.Conv2d(cin, cout, 3, 2, 1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ELU(inplace=True)]
-
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, n, 3, 1, 1), nn.ELU(inplace=True), *_convs(n, n, norm),
-            *down(n, 2 * n), *_convs(2 * n, 2 * n, norm),
-            *down(2 * n, 3 * n), *_convs(3 * n, 3 * n, norm), nn.Flatten(),
+        self.encoder = nn.Sequential(  # no norm on the layer that reads the image; stride 2 subsamples
+            *_conv_elu(channels, n), *_convs(n, n, norm),
+            *_conv_elu(n, 2 * n, 2, norm), *_convs(2 * n, 2 * n, norm),
+            *_conv_elu(2 * n, 3 * n, 2, norm), *_convs(3 * n, 3 * n, norm), nn.Flatten(),
             nn.Linear(3 * n * (height // 4) * (width // 4), options.hidden))
         self.decoder = Decoder(options.hidden, n, image_shape, options.skip, norm)
 
