@@ -294,7 +294,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table = Table(title=f"ganzoo bench: {s['dataset']}, {budget} per run", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("#", "model", "recipe", "loss", "FID", "classes", "img/s", "min", "MB"):
-        table.add_column(header, justify="left" if header in ("model", "recipe", "loss") else "right", no_wrap=True)
+        text = header in ("model", "recipe", "loss")
+        # numbers never shrink to an ellipsis: on a narrow terminal the names fold instead
+        table.add_column(header, justify="left" if text else "right", no_wrap=not text, overflow="fold")
     for row in result["leaderboard"]:
         fid = f"{row['fid']:.1f}±{row['fid_spread']:.1f}" if "fid" in row else "failed"
         table.add_row(str(row["rank"] or "-"), row["model"], row["recipe"], row.get("loss") or "-", fid,
@@ -302,6 +304,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       f"{row['train_minutes']:.1f}" if "train_minutes" in row else "-",
                       f"{row['peak_memory_mb']:,.0f}" if "peak_memory_mb" in row else "-")
     console = _console()
+    if not console.is_terminal:  # a log file or a pipe (a long bench under nohup): the whole table, unfolded
+        from rich.measure import Measurement
+
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
     console.print(table)
     floors = {row["floor_fid"] for row in result["leaderboard"] if "floor_fid" in row}
     for row in result["leaderboard"]:

@@ -112,3 +112,46 @@ def test_a_run_started_by_a_big_process_reports_its_own_peak_memory():
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     assert float(child.stdout) < 1200, (len(ballast), child.stdout)
+
+
+_BOARD = {
+    "settings": {"dataset": "fashion_mnist", "budget_minutes": None, "epochs": 10},
+    "leaderboard": [
+        {"rank": 1, "model": "cgan", "recipe": "default", "loss": "nonsaturating", "fid": 20.76, "fid_spread": 0.0,
+         "classes_covered": 10.0, "images_per_s": 283.6, "train_minutes": 35.21, "peak_memory_mb": 960.6,
+         "floor_fid": 0.81},
+        {"rank": 2, "model": "a-third-party-model-with-a-long-name", "recipe": "default", "loss": "nonsaturating",
+         "fid": 248.4, "fid_spread": 12.25, "classes_covered": 9.5, "images_per_s": 4062.9, "train_minutes": 2.5,
+         "peak_memory_mb": 820.2, "floor_fid": 0.81},
+    ],
+}
+_CELLS = ("20.8±0.0", "248.4±12.2", "4,063", "35.2", "961", "820", "9.5")
+
+
+def test_the_bench_table_keeps_every_number_whole_in_a_log_file(monkeypatch, capsys):
+    # a long bench is run under nohup with its output in a file: rich would lay the table out at 80
+    # columns and shrink cells to an ellipsis ("4,0…"); the whole table is printed instead
+    monkeypatch.setattr("ganzoo.bench.run_bench", lambda *a, **k: _BOARD)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["bench", "--epochs", "10", "--out", "somewhere"]) == 0
+    printed = capsys.readouterr().out
+    assert "…" not in printed
+    row = next(line for line in printed.splitlines() if "a-third-party-model-with-a-long-name" in line)
+    assert all(cell in row for cell in ("248.4±12.2", "4,063", "2.5", "820", "9.5"))
+    assert all(cell in printed for cell in _CELLS)
+
+
+def test_the_bench_table_on_a_narrow_terminal_folds_names_not_numbers(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, width=60, force_terminal=True, color_system=None, highlight=False, markup=False)
+    monkeypatch.setattr("ganzoo.bench.run_bench", lambda *a, **k: _BOARD)
+    monkeypatch.setattr("ganzoo.cli._console", lambda stderr=False, quiet=False: terminal)
+    assert main(["bench", "--epochs", "10", "--out", "somewhere"]) == 0
+    printed = screen.getvalue()
+    assert max(map(len, printed.splitlines())) <= 60
+    assert "…" not in printed and all(cell in printed for cell in _CELLS)
+    assert "a-third-party-model-with-a-long-name" not in printed  # folded over lines, which is fine
