@@ -295,8 +295,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("#", "model", "recipe", "loss", "FID", "classes", "img/s", "min", "MB"):
         text = header in ("model", "recipe", "loss")
-        # numbers never shrink to an ellipsis: on a narrow terminal the names fold instead
-        table.add_column(header, justify="left" if text else "right", no_wrap=not text, overflow="fold")
+        # on a narrow terminal the names fold over lines so that the numbers keep their width; a
+        # terminal too narrow even for the numbers shows an ellipsis rather than a silently cut number
+        table.add_column(header, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold" if text else "ellipsis")
     for row in result["leaderboard"]:
         fid = f"{row['fid']:.1f}±{row['fid_spread']:.1f}" if "fid" in row else "failed"
         table.add_row(str(row["rank"] or "-"), row["model"], row["recipe"], row.get("loss") or "-", fid,
