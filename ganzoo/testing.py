@@ -145,6 +145,23 @@ def _layout(t: Any) -> str | None:
     return "C" if c and not cl else "L" if cl and not c else None
 
 
+def _check_known(models: Sequence[str]) -> None:
+    """A model name that is not registered (a typo, or a plugin not installed in this environment)
+    fails the collection once, with the nearest names, instead of every check with a traceback."""
+    import ganzoo
+    from ganzoo.errors import GanzooError
+
+    for model in models:
+        try:
+            ganzoo.get_model_spec(model)
+        except GanzooError as exc:
+            problem = str(exc)
+        else:
+            continue
+        pytest.fail(f"ganzoo conformance: {problem} Is the plugin that registers it installed in this "
+                    "environment?", pytrace=False)
+
+
 # --- the suite --------------------------------------------------------------------------------------
 
 class ConformanceSuite:
@@ -156,6 +173,7 @@ class ConformanceSuite:
     def pytest_generate_tests(self, metafunc: Any) -> None:
         models = list(self.models) or list(metafunc.config.getoption("ganzoo_conformance", default=[]) or [])
         if "model" in metafunc.fixturenames:
+            _check_known(models)
             metafunc.parametrize("model", models)
         if "shape" in metafunc.fixturenames:
             metafunc.parametrize("shape", list(self.shapes), ids=lambda s: "x".join(map(str, s)))

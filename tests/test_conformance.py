@@ -20,6 +20,17 @@ def test_the_suite_runs_from_the_command_line_for_a_named_model(tmp_path):
     assert "4 passed" in result.stdout  # metadata, two shapes, no torch at registration
 
 
+def test_a_model_that_is_not_registered_fails_the_collection_once_with_the_nearest_names(tmp_path):
+    """A typo, or a plugin not installed where the suite runs: one clear error, not 17 tracebacks."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "--ganzoo-conformance", "dcgna"], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=300)
+    out = result.stdout
+    assert result.returncode == 2 and "1 error" in out and "passed" not in out, out[-3000:]
+    assert "ganzoo conformance: unknown model 'dcgna'; did you mean 'dcgan'?" in out, out[-3000:]
+    assert "Traceback" not in out and "registry.py" not in out, out[-3000:]
+
+
 def test_the_option_keeps_the_users_own_arguments_and_addopts_adds_nothing(tmp_path):
     (tmp_path / "test_own.py").write_text("def test_own():\n    assert True\n")
 
