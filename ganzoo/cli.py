@@ -213,6 +213,17 @@ def _progress_bar(console: Any, description: str) -> Iterator[Callable[[int, int
         bar.stop()
 
 
+def _whole_off_a_terminal(console: Any, table: Any) -> None:
+    """Off a terminal (a log file, a pipe, a long job under nohup) print `table` at its own width.
+
+    rich lays tables out at 80 columns there and folds or elides cells; a file has no width to keep.
+    """
+    if not console.is_terminal:
+        from rich.measure import Measurement
+
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
@@ -225,7 +236,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           for r in runs], indent=2, default=str))
         return 0
     console = _console()
-    # (header, cell, shown on narrow terminals): 80 columns get the essentials, whole words
+    # (header, cell, shown on narrow terminals): 80 columns get the essentials, whole words; a file or
+    # a pipe gets every column (as `ls` and `git` do), printed at the table's own width
     columns = [
         ("run", lambda r, c, s, e: r["name"], True),
         ("model", lambda r, c, s, e: c.get("model", {}).get("name", "?"), True),
@@ -239,7 +251,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("floor", lambda r, c, s, e: f"{e['floor']['fid']:.2f}" if "floor" in e else "-", False),
         ("classes", lambda r, c, s, e: f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-", True),
     ]
-    wide = console.width >= 120
+    wide = console.width >= 120 or not console.is_terminal
     datasets = {r["config"].get("data", {}).get("name", "?") for r in runs}
     table = Table(title="ganzoo compare" + (f": {datasets.pop()}" if len(datasets) == 1 and not wide else ""),
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -249,6 +261,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          overflow="fold", no_wrap=header != "run")
     for r in runs:
         table.add_row(*(cell(r, r["config"], r["summary"], r["eval"]) for _, cell in shown))
+    _whole_off_a_terminal(console, table)
     console.print(table)
     floors = {f"{r['eval']['floor']['fid']:.2f}" for r in runs if "floor" in r["eval"]}
     if not wide and floors:
@@ -306,10 +319,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       f"{row['train_minutes']:.1f}" if "train_minutes" in row else "-",
                       f"{row['peak_memory_mb']:,.0f}" if "peak_memory_mb" in row else "-")
     console = _console()
-    if not console.is_terminal:  # a log file or a pipe (a long bench under nohup): the whole table, unfolded
-        from rich.measure import Measurement
-
-        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
+    _whole_off_a_terminal(console, table)
     console.print(table)
     floors = {row["floor_fid"] for row in result["leaderboard"] if "floor_fid" in row}
     for row in result["leaderboard"]:

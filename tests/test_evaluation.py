@@ -19,7 +19,8 @@ from ganzoo.evaluation import FeatureNet, _scores, coverage_summary, feature_net
 
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory):
-    """A dcgan run on a tiny dataset with a test split, scored during training."""
+    """A dcgan run on a tiny dataset with a test split, scored during training and by `ganzoo eval`
+    (so that a test of compare or report does not depend on an eval test having run before it)."""
     import os
 
     base = tmp_path_factory.mktemp("eval")
@@ -30,6 +31,7 @@ def scored_run(tmp_path_factory):
     code = main(["train", "dcgan", "--data-dir", str(data), "--epochs", "2", "--batch-size", "32", "--set",
                  "model.width=4", "--eval-every", "1", "--set", "train.eval_n=60", "--out", str(run)])
     assert code == 0
+    assert main(["eval", str(run), "--n", "60"]) == 0
     yield run, data, base
     os.environ.pop("GANZOO_CACHE_DIR", None)
 
@@ -207,21 +209,45 @@ def test_report_renders_in_a_real_browser(scored_run, tmp_path):
 
 
 @pytest.mark.parametrize("columns", [80, 120, 200])
-def test_compare_reads_at_any_terminal_width(scored_run, columns, monkeypatch, capsys):
+def test_compare_reads_at_any_terminal_width(scored_run, columns, monkeypatch):
+    import io
+
+    from rich.console import Console
+
     run, _, _ = scored_run
-    monkeypatch.setenv("COLUMNS", str(columns))
-    capsys.readouterr()
+    screen = io.StringIO()
+    terminal = Console(file=screen, width=columns, force_terminal=True, color_system=None, highlight=False, markup=False)
+    monkeypatch.setattr("ganzoo.cli._console", lambda stderr=False, quiet=False: terminal)
     assert main(["compare", str(run), str(run)]) == 0
-    out = capsys.readouterr().out
+    out = screen.getvalue()
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= columns
     assert "…" not in out  # no cell cut short
     rows = [line for line in lines if " dcgan " in f" {line} "]
     assert len(rows) == 2 and rows[0].split()[:3] == [run.name, "dcgan", "nonsaturating"]  # one line a run
+    header = next(line for line in lines if line.split()[:2] == ["run", "model"]).split()
     if columns < 120:
-        assert "real-vs-real floor FID" in out
+        assert "real-vs-real floor FID" in out and "KID" not in header  # the essentials, and where the rest is
     else:
-        assert "KID" in out and "img/s" in out
+        assert "KID" in header and "img/s" in header
+
+
+def test_compare_in_a_file_has_every_column_whatever_the_width(scored_run, monkeypatch, capsys):
+    # `ganzoo compare runs/* > table.txt`: a file has no width to keep, so nothing is left out or folded
+    run, _, _ = scored_run
+    monkeypatch.setenv("COLUMNS", "60")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # rich would take the captured output for a terminal
+        monkeypatch.delenv(name, raising=False)
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "real-vs-real floor FID" not in out  # no "see a wider terminal" hint
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["run", "model"])
+    assert header.split() == ["run", "model", "loss", "dataset", "epochs", "min", "img/s", "FID", "KID", "floor",
+                              "classes"]
+    rows = [line for line in out.splitlines() if " dcgan " in f" {line} "]
+    assert len(rows) == 2 and rows[0].split()[:4] == [run.name, "dcgan", "nonsaturating", "fashion_mnist"]
+    assert len(rows[0].split()) == 11  # every cell of a run on its one line
 
 
 def test_report_and_compare_do_not_import_torch(scored_run, tmp_path):
