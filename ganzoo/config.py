@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError, UnknownNameError
-from .options import NoOptions, build_options, coerce, option, options_to_dict
+from .options import NoOptions, build_options, coerce, option, options_to_dict, renamed_options
 from .recipes import DEFAULT, find_recipe, recipe_names
 from .registry import get_dataset_spec, get_model_spec, get_registry
 from .tomlfile import dump_toml, load_toml, parse_literal
@@ -176,6 +176,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
     When ``update`` changes a component's ``name``, the component starts again from its defaults
     (the old component's options would not fit the new one); ``update``'s other keys for it apply.
     Renaming the dataset keeps ``root``, ``download`` and ``limit`` and drops the old dataset's options.
+    An option given by its former name (``option(was=...)``) replaces the option as any key does.
     """
     out = {k: dict(v) for k, v in base.items()}
     for section, values in update.items():
@@ -190,8 +191,23 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
             elif section == "data":
                 for key in [k for k in current if k not in DATA_KEYS]:
                     del current[key]
+        renamed = _renamed(section, values.get("name", current.get("name")))
+        for key in values:
+            for other in [k for k in current if k != key and renamed.get(k, k) == renamed.get(key, key)]:
+                del current[other]  # the same option under its other name: the later layer wins
         current.update(values)
     return out
+
+
+def _renamed(section: str, name: Any) -> dict[str, str]:
+    """``{former name: name}`` of the options of the component a section names (none if unknown yet)."""
+    if not isinstance(name, str) or section not in (*COMPONENT_KINDS, "data"):
+        return {}
+    try:
+        spec = get_dataset_spec(name) if section == "data" else get_registry().get(COMPONENT_KINDS[section], name)
+    except UnknownNameError:
+        return {}  # named wrongly: resolving the config says so, with suggestions
+    return renamed_options(spec.options)
 
 
 @dataclass(frozen=True)

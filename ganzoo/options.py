@@ -19,13 +19,18 @@ from typing import Any, Literal
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["NoOptions", "build_options", "coerce", "describe_options", "option", "options_to_dict"]
+__all__ = ["NoOptions", "build_options", "coerce", "describe_options", "option", "options_to_dict", "renamed_options"]
 
 
 def option(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
-           min_exclusive: bool = False) -> Any:
-    """A dataclass field for a config option, with an optional range that is checked on load."""
-    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive}
+           min_exclusive: bool = False, was: str | tuple[str, ...] = ()) -> Any:
+    """A dataclass field for a config option, with an optional range that is checked on load.
+
+    ``was`` names the option's former names (``option(False, was="batchnorm")``): configs, runs and
+    checkpoints written with an old name still load, as the new name; see :func:`renamed_options`.
+    """
+    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive,
+            "was": (was,) if isinstance(was, str) else tuple(was)}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -133,15 +138,24 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
         raise ConfigError(f"config key {key!r} must be at most {hi}, got {value!r}")
 
 
+def renamed_options(cls: type) -> dict[str, str]:
+    """``{former name: name}`` for every option of ``cls`` declared with ``option(..., was=...)``."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("was", ())}
+
+
 def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
     """An instance of the options dataclass ``cls`` made from ``values``.
 
     ``where`` names the section in messages (``"model"``). Unknown keys, wrong types and values out
     of range raise :class:`ConfigError` naming the full key; so does a ``ValueError`` raised by the
-    dataclass's own ``__post_init__`` checks.
+    dataclass's own ``__post_init__`` checks. A former name of an option (``was=``) is read as the
+    option; both names with different values are an error.
     """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = _current_names(values, renamed_options(cls), where)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
@@ -157,6 +171,18 @@ def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def _current_names(values: Mapping[str, Any], renamed: Mapping[str, str], where: str) -> dict[str, Any]:
+    out = {k: v for k, v in values.items() if k not in renamed}
+    for old, new in renamed.items():
+        if old not in values:
+            continue
+        if new in out and out[new] != values[old]:
+            raise ConfigError(f"config keys '{where}.{old}' and '{where}.{new}' are one option ({old!r} is its "
+                              f"former name) given two values, {values[old]!r} and {out[new]!r}: keep '{where}.{new}'")
+        out.setdefault(new, values[old])
+    return out
 
 
 def options_to_dict(options: Any) -> dict[str, Any]:

@@ -109,6 +109,24 @@ def test_a_config_file_renaming_a_component_layers_over_the_recipe(tmp_path):
     assert config.train.epochs == 7 and dict(config.d_optimizer)["momentum"] == 0.5
 
 
+def test_an_options_former_name_layers_like_the_option():
+    """began's G-BatchNorm switch was `batchnorm` (now `g_batchnorm`, as dcgan's): a later
+    layer wins whichever name each layer uses, and runs written with the old name resolve."""
+    assert compose("began")[0].model["g_batchnorm"] is True  # the recipe's, by the new name
+    for old_then_new in (["model.batchnorm=false"], {"model.batchnorm": False}):
+        assert compose("began", overrides=old_then_new)[0].model["g_batchnorm"] is False
+    merged = merge({"model": {"name": "began", "g_batchnorm": True}}, {"model": {"batchnorm": False}}, "--set")
+    assert merged["model"] == {"name": "began", "batchnorm": False}
+    merged = merge({"model": {"name": "began", "batchnorm": False}}, {"model": {"g_batchnorm": True}}, "--set")
+    assert merged["model"] == {"name": "began", "g_batchnorm": True}
+    config = resolve_config({"model": {"name": "began", "batchnorm": True}})  # a run written before the rename
+    assert config.model.to_dict()["g_batchnorm"] is True and "batchnorm" not in config.model.to_dict()
+    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' are one option"):
+        resolve_config({"model": {"name": "began", "batchnorm": True, "g_batchnorm": False}})  # one file, both
+    merged = merge({"model": {"name": "nope", "batchnorm": True}}, {"model": {"g_batchnorm": False}}, "--set")
+    assert set(merged["model"]) == {"name", "batchnorm", "g_batchnorm"}  # an unknown model: its resolution says so
+
+
 def test_the_recipe_itself_may_rename_what_the_defaults_name():
     config, _ = compose("sngan")  # the sngan recipe trains with the hinge loss, not the default one
     assert config.loss.name == "hinge" and config.train.d_steps == 2

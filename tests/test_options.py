@@ -10,7 +10,7 @@ import pytest
 from ganzoo import option
 from ganzoo.config import TrainSettings
 from ganzoo.errors import ConfigError, UnknownNameError
-from ganzoo.options import build_options, coerce, describe_options, option_defaults, options_to_dict
+from ganzoo.options import build_options, coerce, describe_options, option_defaults, options_to_dict, renamed_options
 
 
 def test_types_are_checked_and_named():
@@ -81,6 +81,28 @@ def test_descriptions_and_storage_form():
     assert rows["sizes"][1] == [4, 8]  # lists, as TOML and JSON have them
     assert option_defaults(Sample)["channels"] is None
     assert options_to_dict(Sample()) == {"rate": 0.5, "lr": 1e-3, "sizes": [4, 8], "pair": [0.5, 0.9], "mode": "auto"}
+
+
+@dataclass(frozen=True)
+class Renamed:
+    g_batchnorm: bool = option(False, was="batchnorm")
+    width: int = option(8, min=1, was=("size", "channels"))
+
+
+def test_an_options_former_names_still_load_as_the_option():
+    """A plugin renames an option without breaking the configs, runs and checkpoints of its users."""
+    assert renamed_options(Renamed) == {"batchnorm": "g_batchnorm", "size": "width", "channels": "width"}
+    assert renamed_options(Sample) == {} and renamed_options(int) == {}
+    assert build_options(Renamed, {"batchnorm": True, "size": 4}, "model") == Renamed(True, 4)
+    assert build_options(Renamed, {"batchnorm": True, "g_batchnorm": True}, "model") == Renamed(True)  # one value
+    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' are one option .* keep "
+                                          r"'model.g_batchnorm'"):
+        build_options(Renamed, {"batchnorm": True, "g_batchnorm": False}, "model")
+    with pytest.raises(ConfigError, match=r"'model.width' must be at least 1, got 0"):  # checked as the option
+        build_options(Renamed, {"channels": 0}, "model")
+    # the former names are accepted, never shown: listings and run directories have today's names
+    assert [row[0] for row in describe_options(Renamed)] == ["g_batchnorm", "width"]
+    assert options_to_dict(build_options(Renamed, {"batchnorm": True}, "model")) == {"g_batchnorm": True, "width": 8}
 
 
 def test_the_option_schema_stands_on_errors_alone():

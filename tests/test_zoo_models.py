@@ -246,12 +246,12 @@ def _norms_between_conv_and_elu(layers) -> list[int]:
     return norms
 
 
-def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_he_gains():
-    """batchnorm=True: G's decoder gets a BatchNorm between each convolution and its ELU (six), D
+def test_began_g_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_he_gains():
+    """g_batchnorm=True: G's decoder gets a BatchNorm between each convolution and its ELU (six), D
     none (that is ``d_batchnorm``, below); He's gain still
     follows the ELU through the BatchNorm. Off, G's parameters keep their names."""
     torch.manual_seed(0)
-    normed = ganzoo.create_model("began", filters=16, hidden=64, batchnorm=True)
+    normed = ganzoo.create_model("began", filters=16, hidden=64, g_batchnorm=True)
     net = list(normed.generator.decoder.net)
     norms = _norms_between_conv_and_elu(net)
     assert len(norms) == 6
@@ -268,7 +268,7 @@ def test_began_batchnorm_puts_a_batchnorm_before_every_elu_of_g_only_and_keeps_h
     assert images.shape == (8, 1, 28, 28)
     assert (images[0] - images[1]).abs().mean() > 0.05  # z still shapes the image after the norms
     for skip in (False, True):  # the skip connections find each scale's start with the norms in between
-        gan = ganzoo.create_model("began", filters=4, hidden=8, batchnorm=True, skip=skip)
+        gan = ganzoo.create_model("began", filters=4, hidden=8, g_batchnorm=True, skip=skip)
         assert gan.generator(gan.generator.sample_latent(3)).shape == (3, 1, 28, 28)
 
 

@@ -23,7 +23,8 @@ class BEGANOptions:
                                                      "defaults (which shrink the signal through the deep stacks)")
     skip: bool = option(False, help="section 3.5.1's skip connections: the decoders' first tensor, upsampled, "
                                     "joins every later scale (G's and D's decoder)")
-    batchnorm: bool = option(False, help="BatchNorm before every ELU of G (not in the paper; D's is d_batchnorm)")
+    g_batchnorm: bool = option(False, was="batchnorm",
+                               help="BatchNorm before every ELU of G (not in the paper; D's is d_batchnorm)")
     d_batchnorm: bool = option(False, help="BatchNorm before every ELU of D's autoencoder but the first (not in "
                                            "the paper): D then sees each batch's statistics, reals and fakes apart")
 

@@ -100,7 +100,7 @@ def inward_clip(x: torch.Tensor) -> torch.Tensor:
 class BEGANGenerator(Generator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options.latent_dim, image_shape)
-        self.decoder = Decoder(options.latent_dim, options.filters, image_shape, options.skip, options.batchnorm)
+        self.decoder = Decoder(options.latent_dim, options.filters, image_shape, options.skip, options.g_batchnorm)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return inward_clip(self.decoder(z))
@@ -175,7 +175,7 @@ def he_init(module: nn.Module) -> None:
     an ELU follows, 1 where none does (the dense layers into and out of h, the output convolutions).
 
     BEGAN's networks are deep (seven convolutions in G, nine in D's encoder) with no normalisation
-    in the paper (the options ``batchnorm`` and ``d_batchnorm`` add it; a BatchNorm between a layer
+    in the paper (the options ``g_batchnorm`` and ``d_batchnorm`` add it; a BatchNorm between a layer
     and its ELU does not change the gain chosen here),
     and PyTorch's default initialisation (weight variance 1 / (3 fan_in)) loses most of the signal
     on the way: measured at n = 16, G's outputs start with a standard deviation of 0.008 (a flat
