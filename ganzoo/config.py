@@ -176,6 +176,8 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
     When ``update`` changes a component's ``name``, the component starts again from its defaults
     (the old component's options would not fit the new one); ``update``'s other keys for it apply.
     Renaming the dataset keeps ``root``, ``download`` and ``limit`` and drops the old dataset's options.
+    Options given before any layer named the component are kept for the one that is named (a config
+    file's ``[model] width = 32`` under ``ganzoo train dcgan --recipe none``).
     An option given by its former name (``option(was=...)``) replaces the option as any key does.
     """
     out = {k: dict(v) for k, v in base.items()}
@@ -185,7 +187,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table of keys, got {values!r}")
         current = out.setdefault(section, {})
-        if "name" in values and values["name"] != current.get("name"):
+        if "name" in values and current.get("name") is not None and values["name"] != current["name"]:
             if section in COMPONENT_KINDS:
                 current.clear()
             elif section == "data":
@@ -200,13 +202,17 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
 
 
 def _renamed(section: str, name: Any) -> dict[str, str]:
-    """``{former name: name}`` of the options of the component a section names (none if unknown yet)."""
-    if not isinstance(name, str) or section not in (*COMPONENT_KINDS, "data"):
+    """``{former name: name}`` of the options of the component a section names, or of the one it
+    gets when none is named (the default loss, optimizer, dataset); none for an unknown name."""
+    if section not in (*COMPONENT_KINDS, "data"):
         return {}
     try:
+        name = name or default_name(section)
+        if not isinstance(name, str):
+            return {}
         spec = get_dataset_spec(name) if section == "data" else get_registry().get(COMPONENT_KINDS[section], name)
-    except UnknownNameError:
-        return {}  # named wrongly: resolving the config says so, with suggestions
+    except (ConfigError, UnknownNameError):  # no or an unknown name: resolving the config says so
+        return {}
     return renamed_options(spec.options)
 
 

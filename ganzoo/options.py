@@ -29,8 +29,10 @@ def option(default: Any, *, help: str = "", min: float | None = None, max: float
     ``was`` names the option's former names (``option(False, was="batchnorm")``): configs, runs and
     checkpoints written with an old name still load, as the new name; see :func:`renamed_options`.
     """
-    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive,
-            "was": (was,) if isinstance(was, str) else tuple(was)}
+    former = (was,) if isinstance(was, str) else was
+    if not isinstance(former, (tuple, list)) or not all(isinstance(n, str) and n for n in former):
+        raise TypeError(f"was= takes an option's former name or a tuple of them, got {was!r}")
+    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive, "was": tuple(former)}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -139,10 +141,23 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
 
 
 def renamed_options(cls: type) -> dict[str, str]:
-    """``{former name: name}`` for every option of ``cls`` declared with ``option(..., was=...)``."""
+    """``{former name: name}`` for every option of ``cls`` declared with ``option(..., was=...)``.
+
+    ValueError if a former name is an option's current name or the former name of two options:
+    either would make a key mean two things.
+    """
     if not dataclasses.is_dataclass(cls):
         return {}
-    return {old: f.name for f in dataclasses.fields(cls) for old in f.metadata.get("was", ())}
+    fields = [f.name for f in dataclasses.fields(cls)]
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        for old in f.metadata.get("was", ()):
+            if old in fields:
+                raise ValueError(f"option {f.name!r} names {old!r} as a former name, but {old!r} is an option too")
+            if old in out:
+                raise ValueError(f"options {out[old]!r} and {f.name!r} both name {old!r} as a former name")
+            out[old] = f.name
+    return out
 
 
 def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
@@ -174,14 +189,16 @@ def build_options(cls: type, values: Mapping[str, Any], where: str) -> Any:
 
 
 def _current_names(values: Mapping[str, Any], renamed: Mapping[str, str], where: str) -> dict[str, Any]:
-    out = {k: v for k, v in values.items() if k not in renamed}
-    for old, new in renamed.items():
-        if old not in values:
-            continue
-        if new in out and out[new] != values[old]:
-            raise ConfigError(f"config keys '{where}.{old}' and '{where}.{new}' are one option ({old!r} is its "
-                              f"former name) given two values, {values[old]!r} and {out[new]!r}: keep '{where}.{new}'")
-        out.setdefault(new, values[old])
+    out: dict[str, Any] = {}
+    given: dict[str, list[str]] = {}  # option -> the keys that gave it, as the user wrote them
+    for key, value in values.items():
+        name = renamed.get(key, key)
+        if name in out and out[name] != value:
+            keys = " and ".join(f"'{where}.{k}'" for k in [*given[name], key])
+            raise ConfigError(f"config keys {keys} name one option, '{where}.{name}' (by its former names too), "
+                              f"with different values: keep '{where}.{name}' only")
+        out.setdefault(name, value)
+        given.setdefault(name, []).append(key)
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ConfigError, PluginError, UnknownNameError
-from .options import NoOptions, build_options
+from .options import NoOptions, build_options, renamed_options
 from .plugins import PluginFailure, PluginSet, call_each, load_plugins, register_plugin
 from .recipes import normalise_recipes
 
@@ -52,6 +52,8 @@ class Spec:
         fixed = dict(kwargs.pop("fixed", None) or {})
         if set(fixed) & {f.name for f in dataclasses.fields(options)}:
             raise ValueError("a fixed switch cannot also be an option")
+        if set(fixed) & set(renamed_options(options)):  # ValueError too where former names clash
+            raise ValueError("a fixed switch cannot also be an option's former name")
         return cls(name=name, build=build, plugin=plugin, fixed=fixed, **kwargs)
 
     @classmethod

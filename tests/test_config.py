@@ -121,10 +121,23 @@ def test_an_options_former_name_layers_like_the_option():
     assert merged["model"] == {"name": "began", "g_batchnorm": True}
     config = resolve_config({"model": {"name": "began", "batchnorm": True}})  # a run written before the rename
     assert config.model.to_dict()["g_batchnorm"] is True and "batchnorm" not in config.model.to_dict()
-    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' are one option"):
+    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' name one option"):
         resolve_config({"model": {"name": "began", "batchnorm": True, "g_batchnorm": False}})  # one file, both
     merged = merge({"model": {"name": "nope", "batchnorm": True}}, {"model": {"g_batchnorm": False}}, "--set")
     assert set(merged["model"]) == {"name", "batchnorm", "g_batchnorm"}  # an unknown model: its resolution says so
+
+
+def test_options_given_before_the_component_is_named_are_kept(tmp_path):
+    """A config file's `[model] width = 32` with no name, under `ganzoo train dcgan --recipe none` (or a
+    model with no recipe for the dataset): the name comes from a later layer and once wiped the width."""
+    path = tmp_path / "mine.toml"
+    path.write_text("[model]\nwidth = 32\n[loss]\npenalty_weight = 5.0\n")
+    config, _ = compose("dcgan", recipe="none", config_file=path, flags=[Flag("--loss", "loss.name", "wgan-gp")])
+    assert config.model["width"] == 32 and config.loss["penalty_weight"] == 5.0
+    assert compose("dcgan", config_file=path, flags=[Flag("--loss", "loss.name", "wgan-gp")])[0].model["width"] == 32
+    # a name given and then changed still starts the new component from its defaults
+    merged = merge({"loss": {"name": "wgan-gp", "penalty_weight": 5.0}}, {"loss": {"name": "hinge"}}, "--set")
+    assert merged["loss"] == {"name": "hinge"}
 
 
 def test_the_recipe_itself_may_rename_what_the_defaults_name():

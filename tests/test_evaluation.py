@@ -216,7 +216,8 @@ def test_compare_reads_at_any_terminal_width(scored_run, columns, monkeypatch):
 
     run, _, _ = scored_run
     screen = io.StringIO()
-    terminal = Console(file=screen, width=columns, force_terminal=True, color_system=None, highlight=False, markup=False)
+    terminal = Console(file=screen, width=columns, force_terminal=True, color_system=None, highlight=False,
+                       markup=False, soft_wrap=True)  # as ganzoo.cli._console's: a long line is not re-wrapped
     monkeypatch.setattr("ganzoo.cli._console", lambda stderr=False, quiet=False: terminal)
     assert main(["compare", str(run), str(run)]) == 0
     out = screen.getvalue()

@@ -95,11 +95,15 @@ def test_an_options_former_names_still_load_as_the_option():
     assert renamed_options(Sample) == {} and renamed_options(int) == {}
     assert build_options(Renamed, {"batchnorm": True, "size": 4}, "model") == Renamed(True, 4)
     assert build_options(Renamed, {"batchnorm": True, "g_batchnorm": True}, "model") == Renamed(True)  # one value
-    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' are one option .* keep "
-                                          r"'model.g_batchnorm'"):
+    with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' name one option, .* keep "
+                                          r"'model.g_batchnorm' only"):
         build_options(Renamed, {"batchnorm": True, "g_batchnorm": False}, "model")
     with pytest.raises(ConfigError, match=r"'model.width' must be at least 1, got 0"):  # checked as the option
         build_options(Renamed, {"channels": 0}, "model")
+    with pytest.raises(ConfigError, match=r"keys 'model.size' and 'model.channels' name one option, 'model.width'"):
+        build_options(Renamed, {"size": 4, "channels": 8}, "model")  # the keys named as the user wrote them
+    with pytest.raises(TypeError, match="was= takes an option's former name"):
+        option(False, was=None)
     # the former names are accepted, never shown: listings and run directories have today's names
     assert [row[0] for row in describe_options(Renamed)] == ["g_batchnorm", "width"]
     assert options_to_dict(build_options(Renamed, {"batchnorm": True}, "model")) == {"g_batchnorm": True, "width": 8}

@@ -143,6 +143,31 @@ def test_registration_refuses_a_switch_that_is_also_an_option(monkeypatch):
     assert "a fixed switch cannot also be an option" in failure.error
 
 
+def test_registration_refuses_former_names_that_would_make_a_key_mean_two_things(monkeypatch):
+    from dataclasses import make_dataclass
+
+    def options_with(**fields):
+        return make_dataclass("Opts", [(k, bool, v) for k, v in fields.items()], frozen=True)
+
+    cases = {
+        "a fixed switch cannot also be an option's former name": (
+            options_with(g_batchnorm=option(False, was="conditional")), {"conditional": True}),
+        "'width' names 'depth' as a former name, but 'depth' is an option too": (
+            options_with(depth=option(False), width=option(False, was="depth")), {}),
+        "both name 'size' as a former name": (
+            options_with(width=option(False, was="size"), height=option(False, was=("size",))), {}),
+    }
+    for i, (error, (options, fixed)) in enumerate(cases.items()):
+        def hook(register, options=options, fixed=fixed):
+            register(f"clash{i}", tiny_build, options=options, fixed=fixed)
+
+        fake = FakeEntryPoint(f"clash{i}", module(f"clash{i}", register_models=hook))
+        registry = with_fake_entry_points(monkeypatch, fake)
+        [failure] = [f for f in registry.failures if f.name == f"clash{i}"]
+        assert error in failure.error, failure.error
+        assert f"clash{i}" not in registry.names("model")
+
+
 def test_every_kind_is_one_spec_type():
     from ganzoo.registry import SPEC_TYPES, Spec
 
