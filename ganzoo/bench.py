@@ -4,7 +4,9 @@ Every matching model (third-party ones included) trains with its recipe for the 
 of training steps, or epochs), once per seed, each in a process of its own so that one failure or
 one model's memory cannot touch the others; every run is scored (FID and KID against the floor,
 class coverage), and the models are ranked by their mean FID. ``bench.json`` records each finished
-entry as soon as it is scored, so an interrupted bench resumes where it stopped.
+entry as soon as it is scored, so an interrupted bench resumes where it stopped: Ctrl-C (or SIGTERM)
+is passed on to the training under way, which finishes its step and writes its checkpoint, and the
+same command run again continues that run from there.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import html
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
-from .errors import ConfigError, GanzooError, UnknownNameError
+from .errors import EXIT_INTERRUPTED, ConfigError, GanzooError, TrainingInterrupted, UnknownNameError
 from .recipes import DEFAULT
 from .registry import get_dataset_spec, get_model_spec, list_models
 
@@ -37,7 +42,7 @@ class Entry:
     recipe: str
     seed: int
     run: str
-    status: str = "pending"  # done, failed, skipped
+    status: str = "pending"  # done, failed, skipped, interrupted (resumed by the next bench call)
     error: str | None = None
     wall_seconds: float | None = None
     summary: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +84,14 @@ def _train_command(entry: Entry, *, dataset: str, budget_minutes: float | None, 
     if device:
         cmd += ["--device", device]
     return [sys.executable, "-m", "ganzoo", *cmd]
+
+
+def _saved_step(run: Path) -> int | None:
+    """The step an interrupted run's checkpoint holds (its summary says), if it got that far."""
+    try:
+        return int(json.loads((run / "summary.json").read_text())["steps"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _last_line(text: str) -> str:
@@ -137,15 +150,24 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                     entries.append(done[entry.key])
                     continue
                 if recipe != DEFAULT and recipe not in named:
+                    stopped = None
                     entry.status, entry.error = "skipped", f"{model} has no {recipe!r} recipe for {dataset}"
                 elif (model, recipe) in problems:
+                    stopped = None
                     entry.status, entry.error = "failed", problems[(model, recipe)]
                     if seed == seeds[0]:
                         log(f"{model} ({recipe} recipe): failed: {entry.error}")
+                    stopped = None
                 else:
-                    _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
+                    stopped = _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
                 entries.append(entry)
                 _save(path, settings, entries)
+                if stopped:
+                    saved = _saved_step(Path(entry.run))
+                    raise TrainingInterrupted(
+                        f"{stopped} received: {entry.model} ({entry.recipe} recipe, seed {entry.seed}) stopped"
+                        + (f" after step {saved}, its checkpoint saved" if saved else " before its first step")
+                        + f"; finished entries are in {path}. Run the same command again to continue from there.")
     result = _save(path, settings, entries)
     (out / "bench.html").write_text(leaderboard_html(result))
     return result
@@ -194,20 +216,51 @@ def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
     return problems
 
 
+@contextmanager
+def _passed_on(proc: subprocess.Popen) -> Iterator[list[str]]:
+    """Ctrl-C and SIGTERM to the bench go to the training ``proc`` (in a session of its own, so a
+    terminal's Ctrl-C reaches it only this way, once): the first lets it finish the step and write
+    its checkpoint, a second stops it at once (the trainer's rule). Yields the signals passed on."""
+    passed: list[str] = []
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield passed
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        passed.append(signal.Signals(signum).name)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield passed
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log: Callable[[str], None],
-               evaluate: Callable[..., dict[str, Any]], write_eval: Callable[..., Any]) -> None:
+               evaluate: Callable[..., dict[str, Any]], write_eval: Callable[..., Any]) -> str | None:
+    """Train and score one entry; the name of the signal that stopped the bench, if one did."""
     what = f"{entry.model} ({entry.recipe} recipe, seed {entry.seed})"
     log(f"training {what}")
     cmd = _train_command(entry, dataset=settings["dataset"], budget_minutes=settings["budget_minutes"],
                          epochs=settings["epochs"], data_dir=data_dir, device=settings["device"],
                          overrides=settings["overrides"])
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "120"}, start_new_session=True)
+    with _passed_on(proc) as passed:
+        _, stderr = proc.communicate()
     entry.wall_seconds = round(time.perf_counter() - start, 1)
-    if proc.returncode not in (0,):
-        entry.status, entry.error = "failed", _last_line(proc.stderr)
+    if passed or proc.returncode == EXIT_INTERRUPTED:  # stopped by a signal: resumable, not failed
+        entry.status, entry.error = "interrupted", _last_line(stderr).removeprefix("interrupted: ")
+        log(f"  interrupted: {entry.error}")
+        return passed[0] if passed else None
+    if proc.returncode != 0:
+        entry.status, entry.error = "failed", _last_line(stderr)
         log(f"  failed: {entry.error}")
-        return
+        return None
     run = Path(entry.run)
     entry.summary = json.loads((run / "summary.json").read_text())
     log(f"  scoring {what}")
@@ -215,9 +268,10 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
         result = evaluate(run, n=settings["n"])
     except Exception as exc:  # a model that trains but cannot be scored is reported, and the bench goes on
         entry.status, entry.error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
-        return
+        return None
     write_eval(run, result)
     entry.scores, entry.status = _scores(result), "done"
+    return None
 
 
 def _mean_spread(values: list[float]) -> tuple[float, float]:

@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .version import __version__
-from .errors import GanzooError, TrainingDiverged, TrainingInterrupted
-
-EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE, GanzooError, TrainingDiverged, TrainingInterrupted
 
 
 def _console(stderr: bool = False, quiet: bool = False) -> Any:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+# the exit statuses of the CLI (and of `ganzoo train` as `ganzoo bench` runs it): 130 is the shell's
+# for a process stopped by Ctrl-C
+EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
 
 def close_matches(name: str, known: Iterable[str], *, cutoff: float = 0.6, margin: float = 0.1) -> list[str]:
     """Names similar to ``name``: at most three, each nearly as close as the best one."""

@@ -157,3 +157,44 @@ def test_the_bench_table_on_a_narrow_terminal_folds_names_not_numbers(monkeypatc
     printed = screen.getvalue()
     assert max(map(len, printed.splitlines())) <= 72
     assert "…" not in printed and all(cell in printed for cell in _CELLS)
+
+
+@pytest.mark.parametrize("to", ["the bench", "its process group"])  # kill -INT PID, or a terminal's Ctrl-C
+def test_ctrl_c_stops_the_bench_with_the_run_saved_and_the_same_command_continues_it(to, data, tmp_path):
+    """The training under way finishes its step and writes its checkpoint (it is not killed, and the
+    bench does not go on to the next model); running the bench again continues that run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "bench"
+    argv = [sys.executable, "-m", "ganzoo", "bench", "dcgan", "sngan", "--epochs", "40", "--n", "30", "--data-dir",
+            str(data), "--out", str(out), "--set", "model.width=4", "--set", "train.log_every=1", "--device", "cpu"]
+    bench = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = out / "runs" / "dcgan-default-s0"
+    deadline = time.monotonic() + 120
+    while not ((run / "metrics.jsonl").is_file() and '"step"' in (run / "metrics.jsonl").read_text()):
+        assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
+        time.sleep(0.02)
+    (os.kill if to == "the bench" else os.killpg)(bench.pid, signal.SIGINT)
+    _, err = bench.communicate(timeout=120)
+    err = " ".join(err.split())
+    assert bench.returncode == 130, err
+    assert "SIGINT received: dcgan (default recipe, seed 0) stopped after step" in err
+    assert "its checkpoint saved" in err and "Run the same command again" in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["steps"] < 40
+    assert (run / "checkpoints" / "last.safetensors").is_file()
+    assert not (out / "runs" / "sngan-default-s0").exists()  # the bench stopped; it did not go on
+    [entry] = json.loads((out / "bench.json").read_text())["entries"]
+    assert entry["status"] == "interrupted" and "stopped after step" in entry["error"]
+
+    again = subprocess.run(argv[:5] + argv[6:], capture_output=True, text=True, timeout=300)  # dcgan alone now
+    assert again.returncode == 0, again.stderr
+    [entry] = json.loads((out / "bench.json").read_text())["entries"]
+    assert entry["model"] == "dcgan" and entry["status"] == "done" and entry["summary"]["steps"] == 40
+    assert entry["scores"]["fid"] > 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "event" not in r] == list(range(1, 41))  # no step trained twice, none lost
