@@ -149,15 +149,13 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                 if entry.key in done:
                     entries.append(done[entry.key])
                     continue
+                stopped = None  # the name of a signal that stopped the bench during this entry
                 if recipe != DEFAULT and recipe not in named:
-                    stopped = None
                     entry.status, entry.error = "skipped", f"{model} has no {recipe!r} recipe for {dataset}"
                 elif (model, recipe) in problems:
-                    stopped = None
                     entry.status, entry.error = "failed", problems[(model, recipe)]
                     if seed == seeds[0]:
                         log(f"{model} ({recipe} recipe): failed: {entry.error}")
-                    stopped = None
                 else:
                     stopped = _run_entry(entry, settings, data_dir, log, evaluate, write_eval)
                 entries.append(entry)

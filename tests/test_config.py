@@ -119,6 +119,12 @@ def test_an_options_former_name_layers_like_the_option():
     assert merged["model"] == {"name": "began", "batchnorm": False}
     merged = merge({"model": {"name": "began", "batchnorm": False}}, {"model": {"g_batchnorm": True}}, "--set")
     assert merged["model"] == {"name": "began", "g_batchnorm": True}
+    import torch
+
+    import ganzoo
+
+    gan = ganzoo.create_model("began", filters=4, hidden=8, batchnorm=True)  # keywords by the old name too
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in gan.generator.modules())
     config = resolve_config({"model": {"name": "began", "batchnorm": True}})  # a run written before the rename
     assert config.model.to_dict()["g_batchnorm"] is True and "batchnorm" not in config.model.to_dict()
     with pytest.raises(ConfigError, match=r"'model.batchnorm' and 'model.g_batchnorm' name one option"):
