@@ -7,7 +7,6 @@ the run directory only when training starts, trains, and returns a :class:`Run`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from .config import Config, Flag, compose, dump_toml
 from .errors import ConfigError
-from .rundir import RunDir, default_run_dir, find_checkpoint, prepare_new_run
+from .rundir import RunDir, check_writable, default_run_dir, find_checkpoint, prepare_new_run
 
 __all__ = ["Run", "resolve_nproc", "train", "train_config"]
 
@@ -78,13 +77,29 @@ def _flags(*, data_dir: str | Path | None, loss: str | None, epochs: int | None,
             Flag("--device", "train.device", device), Flag("--eval-every", "train.eval_every", eval_every)]
 
 
+def resumed_run(resume: str | Path) -> RunDir:
+    """The run ``--resume`` continues: a run folder, or the path of its last checkpoint. An epoch
+    snapshot, or a checkpoint outside a run folder, is refused (training would carry on from the
+    run's last checkpoint, or write beside a lone file)."""
+    path = Path(resume)
+    checkpoint = find_checkpoint(path)  # raises, naming the path, where there is none
+    run = RunDir(path) if path.is_dir() else RunDir(checkpoint.parent.parent)
+    if checkpoint.resolve() != run.last_checkpoint.resolve():
+        where = (f"the run {run.path} continues from {run.last_checkpoint.name}; pass the run folder: --resume {run.path}"
+                 if run.last_checkpoint.is_file() else
+                 f"{path} is not in a run folder's checkpoints/; to train on from it, copy it to "
+                 "RUN/checkpoints/last.safetensors beside the run's config.toml")
+        raise ConfigError(f"--resume continues a run from its last checkpoint, and {path} is not one: {where}")
+    return run
+
+
 def train_config(model: str | None = None, *, dataset: str | None = None, recipe: str | None = None,
                  config: str | Path | None = None, resume: str | Path | None = None,
                  overrides: Sequence[str] | Mapping[str, Any] = (), **flags: Any) -> tuple[Config, list[str]]:
     """The config :func:`train` would use with the same arguments, and where it came from."""
     from .checkpoint import load_checkpoint
 
-    resumed = load_checkpoint(find_checkpoint(resume))[1]["config"] if resume is not None else None
+    resumed = load_checkpoint(resumed_run(resume).last_checkpoint)[1]["config"] if resume is not None else None
     flag_values = {k: flags.pop(k, None) for k in
                    ("data_dir", "loss", "epochs", "batch_size", "max_steps", "seed", "device", "eval_every")}
     if flags:
@@ -133,7 +148,9 @@ def train(model: str | None = None, *, dataset: str | None = None, recipe: str |
                                 overrides=overrides, **flags)
     info = from_env()
     if resume is not None:
-        run = RunDir(Path(resume) if Path(resume).is_dir() else find_checkpoint(resume).parent.parent)
+        run = resumed_run(resume)
+        if info.is_main:
+            check_writable(run.path)
         sources = [f"resumed from {run.path}"]
     else:
         from .registry import get_dataset_spec
@@ -163,12 +180,13 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     if resume:
         trainer.restore(run.last_checkpoint)
         if trainer.done():
-            more = "raise train.max_minutes" if trainer.out_of_time() else "raise --epochs"
+            limit = config.train.max_steps
+            more = ("raise train.max_minutes" if trainer.out_of_time() else
+                    "raise --max-steps" if limit and trainer.state.step >= limit else "raise --epochs")
             note = (f"{run.path} has already trained {trainer.state.epoch} epochs ({trainer.state.step} steps); "
                     f"{more} to train further")
             say(note)
-            summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
-            return Run(run.path, config, summary, note)
+            return Run(run.path, config, run.read_json("summary.json"), note)
     for source in sources:
         say(f"config: {source}")
     manager = get_registry().plugins.manager

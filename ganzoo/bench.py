@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes
-from .errors import EXIT_INTERRUPTED, ConfigError, GanzooError, TrainingInterrupted, UnknownNameError
+from .errors import EXIT_INTERRUPTED, CheckpointError, ConfigError, GanzooError, TrainingInterrupted, UnknownNameError
 from .recipes import DEFAULT
 from .registry import get_dataset_spec, get_model_spec, list_models
+from .rundir import RunDir, check_writable
 
 BENCH_VERSION = 1
 
@@ -86,6 +87,33 @@ def _train_command(entry: Entry, *, dataset: str, budget_minutes: float | None, 
     return [sys.executable, "-m", "ganzoo", *cmd]
 
 
+_FLAGS = {"dataset": "--dataset", "budget_minutes": "--budget", "epochs": "--epochs", "n": "--n",
+          "device": "--device", "overrides": "--set"}
+
+
+def _differences(before: Any, now: dict[str, Any]) -> str:
+    """How the settings of an earlier bench differ from these, as the flags that set them."""
+    if not isinstance(before, dict):
+        return "it records none"
+
+    def show(key: str, value: Any) -> str:
+        if value is None or value == []:
+            return "not given"
+        if key == "budget_minutes" and isinstance(value, (int, float)):
+            return f"{value:g}m"
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    changes = []
+    for key, value in now.items():
+        if before.get(key) == value:
+            continue
+        if key in _FLAGS:
+            changes.append(f"{_FLAGS[key]} {show(key, before.get(key))} there, {show(key, value)} now")
+        else:
+            changes.append(f"{key} {before.get(key)} there, {value} now")
+    return "; ".join(changes)
+
+
 def _saved_step(run: Path) -> int | None:
     """The step an interrupted run's checkpoint holds (its summary says), if it got that far."""
     try:
@@ -123,8 +151,18 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     recipes = list(dict.fromkeys(recipes))  # default,default would train every run twice
     if not recipes:
         raise ConfigError("--recipes names no recipe: give e.g. --recipes default,fast")
+    seeds = list(dict.fromkeys(seeds))  # 1,1 would score one run twice and count it twice
+    if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"--seeds must be whole numbers of 0 or more, got {seeds!r}")
+    if n < 10:
+        raise ConfigError(f"--n must be at least 10 (FID and KID need a sample to compare), got {n}")
     problems = _preflight(models, dataset, recipes, overrides)
     out = Path(out)
+    check_writable(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    if (out / "bench.json").exists() and not (out / "bench.json").is_file():
+        raise ConfigError(f"{out / 'bench.json'} is not a file; move it away, or pass another --out")
     out.mkdir(parents=True, exist_ok=True)
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     settings = {"version": BENCH_VERSION, "dataset": dataset, "budget_minutes": budget_minutes, "epochs": epochs,
@@ -134,10 +172,17 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
-            if previous.get("settings") == settings:
-                done = {e.key: e for e in (Entry(**d) for d in previous.get("entries", []))
-                        if e.status in ("done", "skipped")}
+            before, earlier = previous.get("settings"), previous.get("entries") or []
+            if before != settings and (earlier or any((out / "runs").glob("*"))):
+                # its runs would be continued (or found already trained) under the new settings,
+                # and scored as if they had been trained with them
+                raise ConfigError(f"{path} holds a bench with other settings: {_differences(before, settings)}. "
+                                  "Its runs would be continued, not trained afresh: run the same command as "
+                                  f"before, pass another --out, or move {out} away")
+            done = {e.key: e for e in (Entry(**d) for d in earlier) if e.status in ("done", "skipped")}
         except (ValueError, TypeError, AttributeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(f"{path} is not a bench.json this ganzoo can read ({type(exc).__name__}: {exc}); "
                               "move it away, or pass another --out") from None
     entries: list[Entry] = []
@@ -260,10 +305,23 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
         log(f"  failed: {entry.error}")
         return None
     run = Path(entry.run)
-    entry.summary = json.loads((run / "summary.json").read_text())
+    try:
+        entry.summary = RunDir(run).read_json("summary.json")
+    except CheckpointError as exc:
+        entry.status, entry.error = "failed", str(exc)
+        log(f"  failed: {entry.error}")
+        return None
+    if not entry.summary:
+        entry.status, entry.error = "failed", f"training ended without writing {run / 'summary.json'}"
+        log(f"  failed: {entry.error}")
+        return None
     log(f"  scoring {what}")
     try:
         result = evaluate(run, n=settings["n"])
+    except KeyboardInterrupt:  # Ctrl-C while scoring: the run is trained; the next call scores it
+        entry.status, entry.error = "interrupted", "stopped while scoring; the run is trained and is scored next time"
+        log(f"  interrupted: {entry.error}")
+        return "SIGINT"
     except Exception as exc:  # a model that trains but cannot be scored is reported, and the bench goes on
         entry.status, entry.error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
         return None

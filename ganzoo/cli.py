@@ -145,12 +145,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # --- eval, compare, report ----------------------------------------------------------------------
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, inception_fid, write_eval
+    from .evaluation import check_inception, evaluate, inception_fid, write_eval
     from .rundir import find_checkpoint
 
     if args.n < 10:
         raise GanzooError(f"--n must be at least 10, got {args.n}")
     checkpoint = find_checkpoint(args.run)
+    if args.inception:
+        check_inception()
     err = _console(stderr=True)
     with _progress_bar(err, "feature network") as progress:
         result = evaluate(checkpoint, n=args.n, seed=args.seed, log=err.print, progress=progress)
@@ -158,7 +160,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result["inception_fid"] = inception_fid(checkpoint, n=args.n, seed=args.seed)
     run_dir = Path(args.run) if Path(args.run).is_dir() else None
     if run_dir is not None:
-        write_eval(run_dir, result)
+        try:
+            write_eval(run_dir, result)
+        except OSError as exc:  # a read-only run still gets its scores printed
+            from rich.markup import escape
+
+            err.print(f"[yellow]warning:[/] could not write {escape(str(run_dir / 'eval.json'))}: "
+                      f"{escape(exc.strerror or str(exc))}", markup=True, highlight=False)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -387,9 +395,9 @@ def _launch(args: argparse.Namespace, argv: Sequence[str], nproc: int) -> int:
     from .registry import get_dataset_spec
     from .rundir import default_run_dir
 
-    rest = list(argv)
-    i = rest.index("--nproc") if "--nproc" in rest else next(j for j, a in enumerate(rest) if a.startswith("--nproc="))
-    del rest[i: i + (2 if rest[i] == "--nproc" else 1)]
+    rest = list(argv)  # without --nproc (torchrun would take it for its own), however it was spelt
+    i = next(j for j, a in enumerate(rest) if len(a.split("=")[0]) > 3 and "--nproc".startswith(a.split("=")[0]))
+    del rest[i: i + (1 if "=" in rest[i] else 2)]
     if not args.out and not args.resume:  # every rank must agree on the folder: fix it here
         config, _ = train_config(args.model, **_train_kwargs(args))
         short = get_dataset_spec(config.data.name).run_name(config.data.name)
@@ -448,7 +456,7 @@ def _sample_labels(args: argparse.Namespace, generator: Any, meta: dict[str, Any
         per_row = math.ceil(args.n / classes)
         return torch.arange(args.n) // per_row, per_row
     names = list(meta.get("class_names") or [])
-    if args.class_.isdigit():
+    if args.class_.isdecimal() and args.class_.isascii():
         index = int(args.class_)
         if index >= classes:
             raise GanzooError(f"--class {index} is out of range: this run has classes 0..{classes - 1}")

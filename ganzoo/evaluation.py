@@ -232,12 +232,14 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     return result
 
 
-def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
-    """FID on Inception-v3 features, comparable with published numbers; needs local weights."""
+def check_inception() -> None:
+    """Raise :class:`GanzooError` unless :func:`inception_fid` can run here: torchmetrics,
+    torch-fidelity and the Inception-v3 weights on disk (checked before minutes of sampling)."""
     try:
         import torch_fidelity  # noqa: F401
-    except ImportError:
-        raise GanzooError("Inception FID needs torch-fidelity: pip install 'ganzoo[inception]'") from None
+        import torchmetrics  # noqa: F401
+    except ImportError as exc:
+        raise GanzooError(f"Inception FID needs {exc.name or 'torch-fidelity'}: pip install 'ganzoo[inception]'") from None
     weights = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
     if not weights.is_file():
         raise GanzooError(
@@ -245,6 +247,11 @@ def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
             f"Fetch {INCEPTION_URL} and save it there (or set $TORCH_HOME to the folder whose "
             "hub/checkpoints/ holds it)."
         )
+
+
+def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
+    """FID on Inception-v3 features, comparable with published numbers; needs local weights."""
+    check_inception()
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     from .sampling import generate, load_generator

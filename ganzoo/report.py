@@ -21,10 +21,8 @@ def run_facts(path: str | Path) -> dict[str, Any]:
     if not run.path.is_dir() or not run.is_run():
         raise GanzooError(f"{run.path} is not a ganzoo run directory (no config.toml or checkpoints/)")
     config = load_toml(run.config) if run.config.is_file() else {}
-    summary = json.loads(run.summary.read_text()) if run.summary.is_file() else {}
-    evaluation = json.loads((run.path / "eval.json").read_text()) if (run.path / "eval.json").is_file() else {}
-    return {"path": run.path, "name": run.path.name, "config": config, "summary": summary,
-            "eval": evaluation, "metrics": run.read_metrics(), "run": run}
+    return {"path": run.path, "name": run.path.name, "config": config, "summary": run.read_json("summary.json"),
+            "eval": run.read_json("eval.json"), "metrics": run.read_metrics(), "run": run}
 
 
 def _img(path: Path, alt: str, width: int | None = None) -> str:

@@ -86,6 +86,22 @@ class RunDir:
                     line = "\n" + line
             fh.write(line.encode("utf-8"))
 
+    def read_json(self, name: str) -> dict[str, Any]:
+        """One of the run's JSON files (``summary.json``, ``eval.json``) as a dict; ``{}`` when it
+        is not there. A damaged one raises :class:`CheckpointError` naming the file."""
+        path = self.path / name
+        if not path.is_file():
+            return {}
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc}); move it away "
+                                  "to use the run without it") from None
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path} holds a JSON {type(value).__name__}, not the object ganzoo writes; "
+                                  "move it away to use the run without it")
+        return value
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """The run's metrics records. A run resumed from a checkpoint after a crash or Ctrl-C
         trains the steps after that checkpoint again; its ``{"event": "resume", "step": S}``

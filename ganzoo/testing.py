@@ -173,6 +173,10 @@ class ConformanceSuite:
     def pytest_generate_tests(self, metafunc: Any) -> None:
         models = list(self.models) or list(metafunc.config.getoption("ganzoo_conformance", default=[]) or [])
         if "model" in metafunc.fixturenames:
+            if not models:  # every check would be skipped, and a CI would go green having checked nothing
+                pytest.fail("ganzoo conformance: no model named. Name them in the test file, "
+                            "TestMyGan = conformance('mygan'), or on the command line, --ganzoo-conformance mygan",
+                            pytrace=False)
             _check_known(models)
             metafunc.parametrize("model", models)
         if "shape" in metafunc.fixturenames:

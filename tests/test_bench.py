@@ -47,12 +47,25 @@ def test_bench_ranks_the_models_and_reports_a_failure(data, tmp_path, capsys, mo
     result["entries"] = [e for e in entries if not (e["model"] == "sngan" and e["seed"] == 2)]
     (out / "bench.json").write_text(json.dumps(result))
     stamps = {e["model"] + str(e["seed"]): _stamp(e) for e in entries if e["status"] == "done"}
-    assert main(argv) == 0
-    again = {e["model"] + str(e["seed"]): e for e in json.loads((out / "bench.json").read_text())["entries"]}
+    assert main([*argv, "--seeds", "1,2,1"]) == 0  # a seed given twice is one entry, scored once
+    rerun = json.loads((out / "bench.json").read_text())["entries"]
+    assert len(rerun) == 6 and next(r for r in json.loads((out / "bench.json").read_text())["leaderboard"]
+                                    if r["model"] == "dcgan")["seeds"] == [1, 2]
+    again = {e["model"] + str(e["seed"]): e for e in rerun}
     assert {k for k, e in again.items() if e["status"] == "done"} == {"dcgan1", "dcgan2", "sngan1", "sngan2"}
     # only the lost entry was scored again; its run had finished, so it was kept, not trained again
     assert {k for k in stamps if _stamp(again[k]) != stamps[k]} == {"sngan2"}
     assert again["sngan2"]["summary"]["steps"] == 1
+
+    # other settings in the same --out would continue its runs and score them as if trained with
+    # them: refused before anything trains, naming what changed
+    before = (out / "bench.json").read_text()
+    capsys.readouterr()
+    changed = [*argv[:argv.index("--epochs")], "--epochs", "2", *argv[argv.index("--epochs") + 2:], "--n", "40"]
+    assert main(changed) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds a bench with other settings: --epochs 1 there, 2 now; --n 30 there, 40 now." in err
+    assert "pass another --out" in err and (out / "bench.json").read_text() == before
 
 
 def _stamp(entry):
@@ -91,12 +104,62 @@ def test_a_time_budget_stops_training(data, tmp_path, capsys):
     (["vanilla", "--recipes", "fast"], "unknown recipe for fashion_mnist 'fast'. Known: default."),
     (["dcgan", "--recipes", ","], "--recipes names no recipe"),
     (["dcgan", "vanilla", "--set", "train.batchsize=8"], "unknown config key in [train] 'batchsize'"),
+    (["dcgan", "--n", "5"], "--n must be at least 10"),
 ])
 def test_a_mistake_no_model_can_train_with_fails_at_once_and_writes_nothing(args, message, tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", *args, "--budget", "1m", "--out", str(out), "--device", "cpu"]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+def test_an_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert main(["bench", "dcgan", "--budget", "1m", "--out", str(out), "--device", "cpu"]) == 2
+    assert "is not a folder" in capsys.readouterr().err and out.read_text() == "mine"
+    (tmp_path / "b" / "bench.json").mkdir(parents=True)
+    assert main(["bench", "dcgan", "--budget", "1m", "--out", str(tmp_path / "b"), "--device", "cpu"]) == 2
+    assert "bench.json is not a file" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_training_that_writes_no_summary_is_a_failed_entry_and_the_bench_goes_on(tmp_path, monkeypatch):
+    import sys
+
+    from ganzoo import bench
+
+    monkeypatch.setattr(bench, "_train_command", lambda entry, **kw: [sys.executable, "-c", "pass"])
+    entry = bench.Entry("dcgan", "default", 0, str(tmp_path / "run"))
+    settings = {"dataset": "fashion_mnist", "budget_minutes": None, "epochs": 1, "device": "cpu", "overrides": [], "n": 10}
+    lines = []
+    assert bench._run_entry(entry, settings, None, lines.append, evaluate=None, write_eval=None) is None
+    assert entry.status == "failed" and entry.error == f"training ended without writing {tmp_path / 'run' / 'summary.json'}"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text("{")
+    assert bench._run_entry(entry, settings, None, lines.append, evaluate=None, write_eval=None) is None
+    assert entry.status == "failed" and "summary.json cannot be read" in entry.error and "failed:" in lines[-1]
+
+
+def test_ctrl_c_while_scoring_says_how_to_continue(tmp_path, monkeypatch):
+    import sys
+
+    from ganzoo import bench
+    from ganzoo.errors import TrainingInterrupted
+
+    def trained(entry, **kw):  # a training that finished: the entry's summary is written
+        summary = Path(entry.run) / "summary.json"
+        return [sys.executable, "-c", f"import pathlib; p = pathlib.Path({str(summary)!r}); "
+                "p.parent.mkdir(parents=True); p.write_text('{\"steps\": 7}')"]
+
+    def pressed(run, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "_train_command", trained)
+    monkeypatch.setattr("ganzoo.evaluation.evaluate", pressed)
+    with pytest.raises(TrainingInterrupted, match="stopped after step 7.*Run the same command again"):
+        bench.run_bench(["dcgan"], epochs=1, out=tmp_path / "b", device="cpu", n=10)
+    [entry] = json.loads((tmp_path / "b" / "bench.json").read_text())["entries"]
+    assert entry["status"] == "interrupted" and "the run is trained and is scored next time" in entry["error"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's")

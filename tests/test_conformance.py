@@ -93,3 +93,13 @@ TestBad = conformance("bad")
     assert result.returncode == 1, out[-3000:]
     assert "G's images leave [-1, 1] (end G in tanh)" in out and "What to fix:" in out
     assert "G's parameters without a gradient under nonsaturating: ['unused.weight', 'unused.bias']" in out
+
+
+def test_naming_no_model_fails_instead_of_skipping_every_check(tmp_path):
+    """`conformance()` with no name would skip everything, and a plugin's CI would go green."""
+    (tmp_path / "test_mine.py").write_text("from ganzoo.testing import conformance\n\nTestMine = conformance()\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = result.stdout
+    assert result.returncode != 0 and "skipped" not in out and "passed" not in out, out[-3000:]
+    assert "ganzoo conformance: no model named" in out and "--ganzoo-conformance mygan" in out, out[-3000:]

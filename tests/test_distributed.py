@@ -12,9 +12,9 @@ import torch
 from ganzoo.checkpoint import load_checkpoint, split_prefix
 
 
-def train(run, data, *extra):
+def train(run, data, *extra, nproc=("--nproc", "2")):
     argv = [sys.executable, "-m", "ganzoo", "train", "dcgan", "--data-dir", str(data), "--epochs", "2",
-            "--batch-size", "16", "--set", "model.width=4", "--seed", "3", "--out", str(run), "--nproc", "2", *extra]
+            "--batch-size", "16", "--set", "model.width=4", "--seed", "3", "--out", str(run), *nproc, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
 
@@ -28,7 +28,7 @@ def test_two_processes_train_reproducibly_and_only_rank_0_writes(tiny_data, tmp_
     assert sorted(p.name for p in (tmp_path / "a" / "samples").iterdir()) == [
         "epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
 
-    second = train(tmp_path / "b", tiny_data)
+    second = train(tmp_path / "b", tiny_data, nproc=("--npro=2",))  # argparse's abbreviation, too
     assert second.returncode == 0, second.stderr
     a, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
     b, _ = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")

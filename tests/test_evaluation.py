@@ -134,12 +134,31 @@ def test_eval_scores_class_accuracy_of_conditional_generators(scored_run):
 def test_inception_fid_without_weights_says_what_to_fetch(scored_run, capsys, monkeypatch, tmp_path):
     run, _, _ = scored_run
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def scored(*args, **kwargs):
+        raise AssertionError("the run was scored before the Inception check")
+
+    monkeypatch.setattr("ganzoo.evaluation.evaluate", scored)  # the check comes before minutes of scoring
     capsys.readouterr()
     code = main(["eval", str(run), "--n", "60", "--inception"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2
     assert ("weights-inception-2015-12-05-6726825d.pth" in err and "github.com/toshas/torch-fidelity" in err) \
         or "pip install 'ganzoo[inception]'" in err
+
+
+def test_eval_of_a_run_it_cannot_write_to_still_prints_the_scores(scored_run, capsys, monkeypatch):
+    run, _, _ = scored_run
+
+    def read_only(run_dir, result):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("ganzoo.evaluation.write_eval", read_only)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "60", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["fid"] > 0
+    assert f"could not write {run / 'eval.json'}: Permission denied" in " ".join(err.split())
 
 
 def test_sample_writes_png_folders_and_interpolation_gifs(scored_run, tmp_path, capsys):
@@ -161,6 +180,22 @@ def test_compare_lists_runs_with_their_scores(scored_run, capsys):
     assert len(rows) == 2 and rows[0]["config"]["model"]["name"] == "dcgan" and "fid" in rows[0]["eval"]
     assert main(["compare", str(run)]) == 0
     assert main(["compare", str(run.parent / "nope")]) == 2
+
+
+@pytest.mark.parametrize("damage", ["", '{"steps": 3', "[1, 2]"])
+def test_a_damaged_summary_or_eval_file_is_named_not_a_traceback(damage, scored_run, tmp_path, capsys):
+    run, _, _ = scored_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for name in ("summary.json", "eval.json"):
+        (copy / name).write_text(damage)
+        capsys.readouterr()
+        assert main(["compare", str(copy)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{copy / name}" in err and "move it away" in err and "Traceback" not in err
+        assert main(["report", str(copy), "--out", str(tmp_path / "r.html")]) == 2
+        shutil.copy(run / name, copy / name)
+    assert main(["compare", str(copy)]) == 0
 
 
 def test_report_is_self_contained(scored_run, tmp_path, capsys):

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -323,6 +324,25 @@ def test_resume_refuses_changes_that_would_break_it(trained, capsys):
     assert code == 2 and "is a dcgan run" in err
     code, _, err = cli(capsys, "train", "--resume", trained.parent / "nope")
     assert code == 2 and "no run directory or checkpoint" in err
+
+
+def test_resume_continues_from_the_last_checkpoint_and_refuses_any_other_file(trained, tmp_path, capsys):
+    """An epoch snapshot would have been read for its config while training went on from
+    last.safetensors; a lone checkpoint file would have made its folder's parent the run."""
+    last = trained / "checkpoints" / "last.safetensors"
+    snapshot = trained / "checkpoints" / "epoch_0001.safetensors"
+    shutil.copy(last, snapshot)
+    code, _, err = cli(capsys, "train", "--resume", snapshot)
+    err = " ".join(err.split())
+    assert code == 2 and f"{snapshot} is not one" in err and f"pass the run folder: --resume {trained}" in err
+    lone = tmp_path / "downloads" / "model.safetensors"
+    lone.parent.mkdir()
+    shutil.copy(last, lone)
+    code, _, err = cli(capsys, "train", "--resume", lone)
+    assert code == 2 and "is not in a run folder's checkpoints/" in " ".join(err.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]  # nothing written beside it
+    code, out, _ = cli(capsys, "train", "--resume", last)  # the last checkpoint's own path is the run
+    assert code == 0 and "has already trained" in out and "raise --max-steps to train further" in out
 
 
 def test_doctor_reports_health(capsys):

@@ -28,6 +28,8 @@ def test_conditional_runs_sample_by_class(tiny_data, tmp_path, capsys):
     assert "did you mean 'sandal'" in capsys.readouterr().err
     assert main(["sample", str(run), "--class", "12"]) == 2
     assert "out of range" in capsys.readouterr().err
+    assert main(["sample", str(run), "--class", "²"]) == 2  # a digit to str.isdigit, not to int()
+    assert "unknown class '²'" in capsys.readouterr().err
 
 
 def test_class_sampling_is_refused_for_unconditional_runs(tiny_data, tmp_path, capsys):
