@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import Config, Flag, compose, dump_toml
 from .errors import ConfigError
-from .rundir import RunDir, check_writable, default_run_dir, find_checkpoint, prepare_new_run
+from .rundir import RunDir, default_run_dir, find_checkpoint, prepare_new_run
 
 __all__ = ["Run", "resolve_nproc", "train", "train_config"]
 
@@ -83,7 +83,7 @@ def resumed_run(resume: str | Path) -> RunDir:
     run's last checkpoint, or write beside a lone file)."""
     path = Path(resume)
     checkpoint = find_checkpoint(path)  # raises, naming the path, where there is none
-    run = RunDir(path) if path.is_dir() else RunDir(checkpoint.parent.parent)
+    run = RunDir(path) if path.is_dir() else RunDir(checkpoint.absolute().parent.parent)
     if checkpoint.resolve() != run.last_checkpoint.resolve():
         where = (f"the run {run.path} continues from {run.last_checkpoint.name}; pass the run folder: --resume {run.path}"
                  if run.last_checkpoint.is_file() else
@@ -149,8 +149,6 @@ def train(model: str | None = None, *, dataset: str | None = None, recipe: str |
     info = from_env()
     if resume is not None:
         run = resumed_run(resume)
-        if info.is_main:
-            check_writable(run.path)
         sources = [f"resumed from {run.path}"]
     else:
         from .registry import get_dataset_spec
@@ -173,6 +171,7 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     from .atomic import atomic_write_bytes
     from .progress import RichProgress
     from .registry import get_registry
+    from .rundir import check_writable
     from .trainer import Trainer
 
     say = log if log is not None and info.is_main else (lambda text: None)
@@ -187,6 +186,8 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
                     f"{more} to train further")
             say(note)
             return Run(run.path, config, run.read_json("summary.json"), note)
+        if info.is_main:
+            check_writable(run.path)  # before any step: a run it could not save would be lost
     for source in sources:
         say(f"config: {source}")
     manager = get_registry().plugins.manager

@@ -104,13 +104,13 @@ def _differences(before: Any, now: dict[str, Any]) -> str:
         return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
     changes = []
-    for key, value in now.items():
-        if before.get(key) == value:
+    for key in [*now, *(k for k in before if k not in now)]:
+        if before.get(key) == now.get(key):
             continue
         if key in _FLAGS:
-            changes.append(f"{_FLAGS[key]} {show(key, before.get(key))} there, {show(key, value)} now")
+            changes.append(f"{_FLAGS[key]} {show(key, before.get(key))} there, {show(key, now.get(key))} now")
         else:
-            changes.append(f"{key} {before.get(key)} there, {value} now")
+            changes.append(f"{key} {before.get(key)} there, {now.get(key)} now")
     return "; ".join(changes)
 
 
@@ -158,9 +158,9 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
         raise ConfigError(f"--n must be at least 10 (FID and KID need a sample to compare), got {n}")
     problems = _preflight(models, dataset, recipes, overrides)
     out = Path(out)
-    check_writable(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
+    check_writable(out)
     if (out / "bench.json").exists() and not (out / "bench.json").is_file():
         raise ConfigError(f"{out / 'bench.json'} is not a file; move it away, or pass another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +185,10 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                 raise
             raise ConfigError(f"{path} is not a bench.json this ganzoo can read ({type(exc).__name__}: {exc}); "
                               "move it away, or pass another --out") from None
+    elif any((out / "runs").glob("*")):
+        raise ConfigError(f"{out / 'runs'} holds runs but no bench.json says what settings trained them; "
+                          f"they would be continued, not trained afresh: pass another --out, or move {out} away")
+    _save(path, settings, list(done.values()))  # the settings first: a bench killed in its first run is still known
     entries: list[Entry] = []
     for model in models:
         for recipe in recipes:
@@ -282,6 +286,27 @@ def _passed_on(proc: subprocess.Popen) -> Iterator[list[str]]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def _stopping() -> Iterator[list[str]]:
+    """Ctrl-C and SIGTERM stop the work in the bench's own process (scoring) with KeyboardInterrupt,
+    so that the bench records the entry and says how to continue. Yields the signal's name."""
+    stopped: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stopped.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log: Callable[[str], None],
                evaluate: Callable[..., dict[str, Any]], write_eval: Callable[..., Any]) -> str | None:
     """Train and score one entry; the name of the signal that stopped the bench, if one did."""
@@ -317,11 +342,12 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
         return None
     log(f"  scoring {what}")
     try:
-        result = evaluate(run, n=settings["n"])
-    except KeyboardInterrupt:  # Ctrl-C while scoring: the run is trained; the next call scores it
+        with _stopping() as stopped:
+            result = evaluate(run, n=settings["n"])
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while scoring: the run is trained; the next call scores it
         entry.status, entry.error = "interrupted", "stopped while scoring; the run is trained and is scored next time"
         log(f"  interrupted: {entry.error}")
-        return "SIGINT"
+        return stopped[0] if stopped else "SIGINT"
     except Exception as exc:  # a model that trains but cannot be scored is reported, and the bench goes on
         entry.status, entry.error = "failed", f"scoring failed: {type(exc).__name__}: {exc}"
         return None

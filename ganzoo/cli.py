@@ -159,9 +159,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.inception:
         result["inception_fid"] = inception_fid(checkpoint, n=args.n, seed=args.seed)
     run_dir = Path(args.run) if Path(args.run).is_dir() else None
+    written = None
     if run_dir is not None:
         try:
-            write_eval(run_dir, result)
+            written = write_eval(run_dir, result)
         except OSError as exc:  # a read-only run still gets its scores printed
             from rich.markup import escape
 
@@ -193,7 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     net = result["feature_net"]
     console.print(f"features: a {net['num_features']}-d classifier trained {net['epochs']} epochs on "
                   f"{net['dataset']} (test accuracy {net['test_accuracy']:.2%})"
-                  + (f"; written to {run_dir / 'eval.json'}" if run_dir else ""))
+                  + (f"; written to {written}" if written else ""))
     return 0
 
 
@@ -395,9 +396,12 @@ def _launch(args: argparse.Namespace, argv: Sequence[str], nproc: int) -> int:
     from .registry import get_dataset_spec
     from .rundir import default_run_dir
 
-    rest = list(argv)  # without --nproc (torchrun would take it for its own), however it was spelt
-    i = next(j for j, a in enumerate(rest) if len(a.split("=")[0]) > 3 and "--nproc".startswith(a.split("=")[0]))
-    del rest[i: i + (1 if "=" in rest[i] else 2)]
+    rest = list(argv)  # without --nproc (torchrun would take it for its own), however it was spelt:
+    for i, arg in enumerate(rest):  # argparse takes any unique prefix, down to --n
+        name = arg.split("=", 1)[0]
+        if len(name) >= 3 and "--nproc".startswith(name):
+            del rest[i: i + (1 if "=" in arg else 2)]
+            break
     if not args.out and not args.resume:  # every rank must agree on the folder: fix it here
         config, _ = train_config(args.model, **_train_kwargs(args))
         short = get_dataset_spec(config.data.name).run_name(config.data.name)

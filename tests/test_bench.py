@@ -11,7 +11,7 @@ import pytest
 from conftest import make_mnist_like
 from ganzoo.bench import parse_budget
 from ganzoo.cli import main
-from ganzoo.errors import ConfigError
+from ganzoo.errors import ConfigError, TrainingInterrupted
 
 
 @pytest.fixture
@@ -66,6 +66,14 @@ def test_bench_ranks_the_models_and_reports_a_failure(data, tmp_path, capsys, mo
     err = " ".join(capsys.readouterr().err.split())
     assert "holds a bench with other settings: --epochs 1 there, 2 now; --n 30 there, 40 now." in err
     assert "pass another --out" in err and (out / "bench.json").read_text() == before
+    from ganzoo.bench import _differences
+
+    assert _differences({"epochs": 1, "seeds": [1]}, {"epochs": 1}) == "seeds [1] there, None now"
+    # runs with no bench.json to say what trained them (deleted, or a bench killed in its first run
+    # by an older ganzoo) are not continued under settings nobody can check
+    (out / "bench.json").unlink()
+    assert main(argv) == 2
+    assert "holds runs but no bench.json says what settings trained them" in " ".join(capsys.readouterr().err.split())
 
 
 def _stamp(entry):
@@ -144,7 +152,6 @@ def test_ctrl_c_while_scoring_says_how_to_continue(tmp_path, monkeypatch):
     import sys
 
     from ganzoo import bench
-    from ganzoo.errors import TrainingInterrupted
 
     def trained(entry, **kw):  # a training that finished: the entry's summary is written
         summary = Path(entry.run) / "summary.json"
@@ -160,6 +167,18 @@ def test_ctrl_c_while_scoring_says_how_to_continue(tmp_path, monkeypatch):
         bench.run_bench(["dcgan"], epochs=1, out=tmp_path / "b", device="cpu", n=10)
     [entry] = json.loads((tmp_path / "b" / "bench.json").read_text())["entries"]
     assert entry["status"] == "interrupted" and "the run is trained and is scored next time" in entry["error"]
+
+
+def test_the_settings_are_written_before_the_first_run_trains(tmp_path, monkeypatch):
+    """A bench killed (SIGKILL, out of memory) in its first training still says what trained its runs."""
+    from ganzoo import bench
+
+    seen = []
+    monkeypatch.setattr(bench, "_run_entry", lambda entry, settings, *a: seen.append(
+        json.loads((tmp_path / "b" / "bench.json").read_text())["settings"]) or "SIGKILL")
+    with pytest.raises(TrainingInterrupted):
+        bench.run_bench(["dcgan"], epochs=3, out=tmp_path / "b", device="cpu", n=10)
+    assert seen[0]["epochs"] == 3 and seen[0]["device"] == "cpu"
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's")

@@ -28,7 +28,7 @@ def test_two_processes_train_reproducibly_and_only_rank_0_writes(tiny_data, tmp_
     assert sorted(p.name for p in (tmp_path / "a" / "samples").iterdir()) == [
         "epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
 
-    second = train(tmp_path / "b", tiny_data, nproc=("--npro=2",))  # argparse's abbreviation, too
+    second = train(tmp_path / "b", tiny_data, nproc=("--n", "2"))  # argparse's shortest abbreviation, too
     assert second.returncode == 0, second.stderr
     a, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
     b, _ = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")

@@ -159,6 +159,9 @@ def test_eval_of_a_run_it_cannot_write_to_still_prints_the_scores(scored_run, ca
     out, err = capsys.readouterr()
     assert json.loads(out)["fid"] > 0
     assert f"could not write {run / 'eval.json'}: Permission denied" in " ".join(err.split())
+    assert main(["eval", str(run), "--n", "60"]) == 0  # the table does not claim it was written
+    out, err = capsys.readouterr()
+    assert "FID" in out and "written to" not in out and "could not write" in err
 
 
 def test_sample_writes_png_folders_and_interpolation_gifs(scored_run, tmp_path, capsys):
