@@ -492,6 +492,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
                           f"or a folder ending in '/', got {out.name!r}")
     if args.out and not out.parent.is_dir():
         raise GanzooError(f"folder {out.parent} does not exist")
+    if to_folder and out.is_dir():
+        earlier = sorted(p.name for p in out.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"))
+        if earlier:  # writing over some of them would leave a folder mixing two sets of samples
+            raise GanzooError(f"{out} already holds samples ({earlier[0]} ... {earlier[-1]}); pass a new or empty "
+                              "folder, or move those away")
 
     import torch
 
@@ -549,6 +554,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    from .config import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
 def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -556,6 +573,8 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
     if not seeds or any(s < 0 for s in seeds):
         raise argparse.ArgumentTypeError(f"expected seeds of 0 or more, got {text!r}")
+    for seed in seeds:
+        _seed(str(seed))
     return seeds
 
 
@@ -588,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "feature network (trained once, cached), next to the real-vs-real floor.")
     p.add_argument("run", help="run directory or checkpoint")
     p.add_argument("--n", type=int, default=10000, help="samples to score (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     p.add_argument("--inception", action="store_true",
                    help="also Inception-v3 FID (needs torch-fidelity and its weights file locally)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -652,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config file, layered over the recipe")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set g_optimizer.lr=1e-4 (repeatable)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, help="random seed (default 0)")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET, numbered if taken)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -670,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--out", help="FILE.png (grid), FILE.npy (uint8 [N, C, H, W]), FILE.gif (latent interpolation) "
                                  "or DIR/ (one PNG per image); default RUN/samples/sample_seedS.png")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     p.add_argument("--class", dest="class_", metavar="CLASS",
                    help="conditional runs: only this class, by name (sneaker) or index (7)")
     p.add_argument("--code", type=int, metavar="K",

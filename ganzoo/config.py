@@ -55,11 +55,14 @@ class DataSettings:
     options: Any = field(default_factory=NoOptions)  # the dataset's own options (the section's other keys)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's range; the data order derives per-epoch seeds from it without overflow
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int = option(10, min=1, help="total epochs (a resumed run continues up to this)")
     batch_size: int = option(128, min=1, help="images per step")
-    seed: int = option(0, min=0, help="seeds weights, noise and data order")
+    seed: int = option(0, min=0, max=MAX_SEED, help="seeds weights, noise and data order")
     d_steps: int = option(1, min=1, help="discriminator updates per generator update")
     max_steps: int | None = option(None, min=1, help="stop after this many steps in total")
     max_minutes: float | None = option(
@@ -248,6 +251,9 @@ def compose(model: str | None = None, *, dataset: str | None = None, recipe: str
     top = _merge_all(layers)
     model_name = top.get("model", {}).get("name")
     if model_name is None:
+        if config_file:
+            raise ConfigError(f"{config_file} names no model: add [model] with name = \"dcgan\" (or another "
+                              "from `ganzoo list`), or name it on the command line: `ganzoo train dcgan --config FILE`")
         raise ConfigError("name a model (`ganzoo train dcgan`) or pass --config FILE; `ganzoo list` shows models")
     dataset_name = top.get("data", {}).get("name") or default_name("data")
     spec = get_model_spec(coerce(model_name, str, "model.name"))

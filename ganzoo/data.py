@@ -70,6 +70,12 @@ def load_images(name: str, root: str | Path | None = None, *, train: bool = True
         raise DatasetError(f"dataset {name!r} holds no images")
     if labels is not None and (labels.ndim != 1 or labels.shape[0] != images.shape[0]):
         raise DatasetError(f"dataset {name!r} returned {tuple(labels.shape)} labels for {images.shape[0]} images")
+    classes = len(class_names) if class_names else None
+    if labels is not None and labels.numel() and (int(labels.min()) < 0 or (classes and int(labels.max()) >= classes)):
+        # a damaged label file: a conditional model would fail mid-training on the index
+        raise DatasetError(f"dataset {name!r} under {base} has labels from {int(labels.min())} to {int(labels.max())}, "
+                           f"but its classes are 0..{classes - 1 if classes else 'N'}: its label file is damaged; "
+                           "delete it and download again")
     if limit is not None:
         images = images[:limit]
         labels = labels[:limit] if labels is not None else None

@@ -25,14 +25,21 @@ FILES = {
 
 def new_plugin(name: str, directory: str | Path = ".") -> Path:
     """Write ``ganzoo-NAME/`` under ``directory`` and return its path."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise GanzooError(
             f"plugin name {name!r} must start with a letter and use only lower-case letters, digits and '_'"
         )
-    from .registry import list_models
+    from .registry import get_registry, list_losses, list_models
 
     if name in list_models():
         raise GanzooError(f"a model named {name!r} is already registered; pick another name")
+    loaded = get_registry().plugins.infos
+    if name in loaded:  # the entry point's name: two plugins of one name cannot both load
+        raise GanzooError(f"a plugin named {name!r} is already installed (from {loaded[name].distribution or 'ganzoo'}); "
+                          "pick another name")
+    if f"{name}-smoothed" in list_losses():
+        raise GanzooError(f"a loss named '{name}-smoothed' (which the new plugin registers) already exists; "
+                          "pick another name")
     values = {
         "name": name,
         "module": f"ganzoo_{name}",

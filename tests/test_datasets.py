@@ -194,6 +194,71 @@ def test_image_folder_errors(tmp_path):
         load_images(f"folder:{tmp_path / 'bad'}")
     with pytest.raises(UnknownNameError, match="unknown dataset family 'fodler'; did you mean 'folder'"):
         ganzoo.get_dataset_spec("fodler:/x")
+    for bare in ("folder", "folder:", "folder:  "):  # not the current folder, with whatever it holds
+        with pytest.raises(DatasetError, match="name the image folder: --dataset folder:PATH"):
+            load_images(bare)
+
+
+def test_an_image_pillow_refuses_for_any_reason_names_the_file(tmp_path):
+    """Pillow raises more than OSError: DecompressionBombError for a header claiming 400 MP."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    png = bytearray(buffer.getvalue())
+    at = png.index(b"IHDR")
+    png[at + 4: at + 12] = struct.pack(">II", 20000, 20000)
+    png[at + 17: at + 21] = struct.pack(">I", zlib.crc32(bytes(png[at: at + 17])))
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "huge.png").write_bytes(bytes(png))
+    with pytest.raises(DatasetError, match=r"cannot read image .*huge\.png"):
+        load_images(f"folder:{tmp_path / 'pics'}", options=_folder(image_size=8))
+
+
+def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    (tmp_path / "pics").mkdir()
+    Image.fromarray(np.full((8, 8), 30000, np.uint16)).save(tmp_path / "pics" / "scan.png")  # I;16
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "pics" / "depth.tif")  # F, 0..1
+    images = load_images(f"folder:{tmp_path / 'pics'}", options=_folder(image_size=8)).images
+    assert images.shape == (2, 1, 8, 8)  # grey: one channel
+    assert images[0].float().mean().item() == pytest.approx(128, abs=1)  # depth.tif: 0.5 of white
+    assert images[1].float().mean().item() == pytest.approx(30000 >> 8, abs=1)  # was 255: clipped
+
+
+def test_hidden_folders_are_skipped_and_linked_folders_followed(tmp_path):
+    pics = tmp_path / "pics"
+    for cls in ("cats", ".ipynb_checkpoints"):
+        (pics / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (200, 0, 0)).save(pics / cls / "a.png")
+    (tmp_path / "elsewhere").mkdir()
+    Image.new("RGB", (8, 8), (0, 200, 0)).save(tmp_path / "elsewhere" / "b.png")
+    (pics / "dogs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (pics / "cats" / "loop").symlink_to(pics, target_is_directory=True)  # a loop ends, each folder read once
+    images, labels, names = load_images(f"folder:{pics}", options=_folder(image_size=8))
+    assert names == ("cats", "dogs") and labels.tolist() == [0, 1] and images.shape == (2, 3, 8, 8)
+
+
+def test_damaged_gzip_body_labels_out_of_range_and_a_file_as_data_dir_are_named(tmp_path):
+    import gzip
+
+    root = make_mnist_like(tmp_path / "d", n=20)
+    labels = root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
+    write_idx(labels, bytes([0, 3, 12] + [1] * 17), (20,))
+    with pytest.raises(DatasetError, match=r"labels from 0 to 12, but its classes are 0\.\.9"):
+        load_images("fashion_mnist", root, download=False)
+    body = bytearray(gzip.compress(bytes(range(256)) * 400))
+    body[30] ^= 0xFF  # past the header: zlib's own error, not gzip's
+    bad = tmp_path / "x-idx3-ubyte.gz"
+    bad.write_bytes(bytes(body))
+    with pytest.raises(DatasetError, match=r"x-idx3-ubyte\.gz.*delete it and download again"):
+        read_idx(bad)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(DatasetError, match="notes.txt is a file"):
+        load_images("fashion_mnist", a_file)
+    assert a_file.read_text() == "mine"
 
 
 def test_train_on_an_image_folder(tmp_path, capsys):

@@ -167,6 +167,12 @@ def test_eval_of_a_run_it_cannot_write_to_still_prints_the_scores(scored_run, ca
 def test_sample_writes_png_folders_and_interpolation_gifs(scored_run, tmp_path, capsys):
     run, _, _ = scored_run
     assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "pngs") + "/"]) == 0
+    capsys.readouterr()  # again into the same folder: two sets of samples would mix
+    assert main(["sample", str(run), "--n", "2", "--seed", "1", "--out", str(tmp_path / "pngs")]) == 2
+    assert "already holds samples (000000.png ... 000002.png)" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit) as stop:  # argparse's exit: 2 and the usage
+        main(["sample", str(run), "--seed", str(2**32)])  # torch would overflow on it
+    assert stop.value.code == 2 and "must be from 0 to 4294967295" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     assert main(["sample", str(run), "--out", str(tmp_path / "walk.gif")]) == 0
     with Image.open(tmp_path / "walk.gif") as gif:

@@ -315,6 +315,30 @@ def test_config_file_errors_exit_2_with_line_and_column(tmp_path, capsys):
     typo.write_text('[model]\nname = "dcgan"\n[trian]\nepochs = 3\n')
     code, _, err = cli(capsys, "train", "--config", typo)
     assert code == 2 and "did you mean 'train'" in err
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    code, _, err = cli(capsys, "train", "--config", empty)
+    assert code == 2 and f"{empty} names no model" in " ".join(err.split())
+    big = tmp_path / "seed.toml"
+    big.write_text('[model]\nname = "dcgan"\n[train]\nseed = 18446744073709551616\n')
+    code, _, err = cli(capsys, "train", "--config", big)  # torch.manual_seed would overflow
+    assert code == 2 and "train.seed" in err and "4294967295" in err
+    with pytest.raises(SystemExit) as stop:  # argparse's exit: 2 and the usage
+        cli(capsys, "train", "dcgan", "--seed", 2**44)  # would overflow the data order later
+    assert stop.value.code == 2 and "must be from 0 to 4294967295" in capsys.readouterr().err
+
+
+def test_new_plugin_refuses_names_it_could_not_load_under(tmp_path):
+    from ganzoo.errors import GanzooError
+    from ganzoo.scaffold import new_plugin
+
+    for name, message in (("relativistic", "a plugin named 'relativistic' is already installed"),
+                          ("losses", "a plugin named 'losses' is already installed"),
+                          ("dcgan", "a model named 'dcgan' is already registered"),
+                          ("tiny\n", "must start with a letter")):
+        with pytest.raises(GanzooError, match=message):
+            new_plugin(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_refuses_changes_that_would_break_it(trained, capsys):

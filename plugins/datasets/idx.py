@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ def read_idx(path: Path) -> Any:
 
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: a gzip damaged past its header
+        raise DatasetError(f"cannot read {path}: {exc}; delete it and download again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UNSIGNED_BYTE:
         raise DatasetError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = raw[3]
@@ -78,6 +79,9 @@ class IdxDataset:
 
     def load(self, root: str | Path, *, train: bool = True, download: bool = True) -> tuple[Any, Any]:
         root = Path(root).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DatasetError(f"--data-dir {root} is a file; point it at the folder that holds {self.folder}/ "
+                               "(or at an empty folder to download into)")
         raw = root / self.folder / "raw"
         stems = self.files[train]
         paths = [self._find(raw, s) for s in stems]
