@@ -1,5 +1,5 @@
 """``folder:PATH``: every image under PATH, as torchvision's ImageFolder sees it (sub-folders are
-classes when every image is in one), resized and centre-cropped to squares."""
+classes when every image is in one; hidden ones are skipped), resized and centre-cropped to squares."""
 
 from __future__ import annotations
 
