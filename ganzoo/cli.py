@@ -55,9 +55,23 @@ def _list_row(registry: Any, kind: str, name: str) -> dict[str, Any]:
     if kind == "dataset":
         row.update(image_shape=list(spec.image_shape), num_classes=spec.num_classes, parametric=spec.parametric)
     if kind == "model":  # what `ganzoo train NAME --dataset D [--recipe R]` starts from, beside the defaults
-        row["recipes"] = {f"{d}:{r}" if r != "default" else d: load_recipe(src)
-                          for d, named in sorted(spec.recipes.items()) for r, src in sorted(named.items())}
+        row["recipes"] = {}
+        for d, named in sorted(spec.recipes.items()):
+            for r, src in sorted(named.items()):
+                key = f"{d}:{r}" if r != "default" else d
+                try:
+                    row["recipes"][key] = load_recipe(src)
+                except GanzooError as exc:  # one plugin's broken recipe file must not hide the list
+                    row.setdefault("problems", []).append(f"plugin {spec.plugin!r}: model {name!r}: recipe {key}: {exc}")
     return row
+
+
+def _warn_problems(rows: dict[str, list[dict[str, Any]]]) -> None:
+    from rich.markup import escape
+
+    err = _console(stderr=True)
+    for problem in (p for group in rows.values() for row in group for p in row.get("problems", ())):
+        err.print(f"[yellow]warning:[/] {escape(problem)}", markup=True)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -70,6 +84,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         _warn_failures()
+        _warn_problems(rows)
         return 0
 
     from rich.table import Table
@@ -98,6 +113,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(*cells, row["description"])
         console.print(table)
     _warn_failures()
+    _warn_problems(rows)
     return 0
 
 

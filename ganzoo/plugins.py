@@ -87,16 +87,28 @@ def _entry_points() -> list[metadata.EntryPoint]:
     seen: dict[tuple[str, str | None], metadata.EntryPoint] = {}
     for ep in selected:
         seen.setdefault((ep.name, (_dist_name(ep) or "").lower()), ep)
-    return sorted(seen.values(), key=lambda ep: (ep.name, (_dist_name(ep) or "").lower() != SELF_DISTRIBUTION))
+    # ganzoo's own first: where a third-party plugin registers a name (or a default) the zoo has,
+    # the built-in one stands and the newcomer is the one reported
+    return sorted(seen.values(), key=lambda ep: ((_dist_name(ep) or "").lower() != SELF_DISTRIBUTION, ep.name))
 
 
 def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures: list[PluginFailure]) -> None:
+    if module is None or isinstance(module, (str, bytes, int, float, bool, list, tuple, dict)):
+        failures.append(PluginFailure(info.name, f"its entry point {info.module} is {type(module).__name__}, not a "
+                                      "module, class or object with @hookimpl functions", info.distribution))
+        return
+    if pm.is_registered(module):  # the same module under a second name: its hooks would run twice
+        first = pm.get_name(module)
+        failures.append(PluginFailure(info.name, f"{info.module} is already loaded as plugin {first!r}", info.distribution))
+        return
+    registered = False
     try:
         pm.register(module, name=info.name)
+        registered = True
         # check_pending() after each plugin, so a misspelled hook blames exactly that plugin.
         pm.check_pending()
     except Exception as exc:  # a broken plugin must not take the others down
-        if pm.is_registered(module):
+        if registered:
             pm.unregister(module)
         failures.append(PluginFailure(info.name, _describe(exc), info.distribution))
         return
@@ -151,6 +163,9 @@ def load_plugins(env: dict[str, str] | None = None) -> PluginSet:
 def register_plugin(plugins: PluginSet, module: Any, name: str | None = None) -> None:
     """Add a plugin object at run time (tests, notebooks). The registry must be rebuilt after."""
     info = PluginInfo(name=name or getattr(module, "__name__", repr(module)), module=repr(module), builtin=False)
+    if info.name in plugins.infos or plugins.manager.has_plugin(info.name):
+        plugins.failures.append(PluginFailure(info.name, f"a plugin named {info.name!r} is already loaded"))
+        return
     _register(plugins.manager, module, info, plugins.failures)
     if plugins.manager.has_plugin(info.name):
         plugins.infos[info.name] = info

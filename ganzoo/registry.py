@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import ConfigError, PluginError, UnknownNameError
-from .options import NoOptions, build_options, renamed_options
+from .errors import ConfigError, GanzooError, PluginError, UnknownNameError
+from .options import NoOptions, build_options, describe_options, renamed_options
 from .plugins import PluginFailure, PluginSet, call_each, load_plugins, register_plugin
 from .recipes import normalise_recipes
 
@@ -42,13 +42,22 @@ class Spec:
     @classmethod
     def from_registration(cls, name: Any, build: Any, plugin: str, kwargs: dict[str, Any]) -> Spec:
         """Check what a plugin passed to ``register`` and make the spec; TypeError/ValueError if wrong."""
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError("names are lower-case letters, digits, '_', '-' and '.'")
         if not callable(build):
             raise TypeError(f"the builder must be callable, got {type(build).__name__}")
+        if not isinstance(kwargs.get("description", ""), str):
+            raise TypeError(f"description= must be a string, got {type(kwargs['description']).__name__}")
         options = kwargs.get("options", NoOptions)
         if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
             raise TypeError("options= must be a dataclass type")
+        for f in dataclasses.fields(options):  # `ganzoo list` and every config start from the defaults
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"option {f.name!r} of {options.__name__} has no default; every option needs one")
+        try:
+            describe_options(options)
+        except Exception as exc:  # e.g. a type imported only under TYPE_CHECKING
+            raise TypeError(f"the options of {options.__name__} cannot be read: {type(exc).__name__}: {exc}") from None
         fixed = dict(kwargs.pop("fixed", None) or {})
         if set(fixed) & {f.name for f in dataclasses.fields(options)}:
             raise ValueError("a fixed switch cannot also be an option")
@@ -325,6 +334,24 @@ def _checked(spec: Spec, built: Any, expected: type, what: str) -> Any:
     return built
 
 
+def _options_text(args: tuple[Any, ...]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(args[0]).items()) if args and dataclasses.is_dataclass(args[0]) else "-"
+
+
+def _build(spec: Spec, *args: Any, **kwargs: Any) -> Any:
+    """``spec.build(...)``; an error that is not one of ganzoo's is the plugin's, and says so."""
+    try:
+        return spec.build(*args, **kwargs)
+    except GanzooError:
+        raise
+    except Exception as exc:  # a builder's bug (or one that cannot take image_shape=): blame its plugin
+        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc):
+            raise ConfigError(f"{spec.kind} {spec.name!r} does not fit in memory with these options "
+                              f"({_options_text(args)}): choose smaller ones") from None
+        raise PluginError(f"plugin {spec.plugin!r}: {spec.kind} {spec.name!r} build() raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
 def create_model(name: str, options: Any = None, *, image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE,
                  num_classes: int | None = None, **overrides: Any) -> Any:
     """Build a registered GAN: ``create_model("dcgan", width=32)`` -> :class:`ganzoo.interfaces.GAN`.
@@ -336,7 +363,7 @@ def create_model(name: str, options: Any = None, *, image_shape: tuple[int, int,
 
     spec = get_model_spec(name)
     opts = _options(spec, options, overrides, "model")
-    return _checked(spec, spec.build(opts, image_shape=tuple(image_shape), num_classes=num_classes),
+    return _checked(spec, _build(spec, opts, image_shape=tuple(image_shape), num_classes=num_classes),
                     GAN, "ganzoo.interfaces.GAN")
 
 
@@ -345,7 +372,7 @@ def _create(kind: str, name: str, options: Any, overrides: Mapping[str, Any], ex
     from . import interfaces
 
     spec = get_registry().get(kind, name)
-    return _checked(spec, spec.build(_options(spec, options, overrides, kind)), getattr(interfaces, expected),
+    return _checked(spec, _build(spec, _options(spec, options, overrides, kind)), getattr(interfaces, expected),
                     f"ganzoo.interfaces.{expected}")
 
 
@@ -369,5 +396,5 @@ def create_optimizer(name: str, params: Iterable[Any], options: Any = None, **ov
     import torch
 
     spec = get_optimizer_spec(name)
-    built = spec.build(_options(spec, options, overrides, "optimizer"), params=list(params))
+    built = _build(spec, _options(spec, options, overrides, "optimizer"), params=list(params))
     return _checked(spec, built, torch.optim.Optimizer, "torch.optim.Optimizer")

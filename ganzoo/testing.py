@@ -130,6 +130,9 @@ def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
     from ganzoo.registry import get_registry
 
     default = get_registry().default("loss")
+    if not losses:
+        pytest.fail(f"model {model!r} trains with no registered loss: check its register(..., trains_with=...) names "
+                    f"against `ganzoo list` (losses: {', '.join(ganzoo.list_losses())})", pytrace=False)
     loss = default if default in losses else losses[0]
     return ganzoo.train(model, recipe="none", data_dir=root, loss=loss, batch_size=16, seed=3, out=out,
                         overrides={"train.precision": "fp32", "train.device": "cpu", "train.early_grids": 0},
@@ -158,8 +161,11 @@ def _check_known(models: Sequence[str]) -> None:
             problem = str(exc)
         else:
             continue
+        from ganzoo.registry import get_registry
+
+        failed = "".join(f"\n  plugin {f.name!r} failed to load: {f.error}" for f in get_registry().failures)
         pytest.fail(f"ganzoo conformance: {problem} Is the plugin that registers it installed in this "
-                    "environment?", pytrace=False)
+                    "environment?" + (f" These plugins failed to load:{failed}" if failed else ""), pytrace=False)
 
 
 # --- the suite --------------------------------------------------------------------------------------

@@ -154,3 +154,102 @@ def test_a_third_party_plugin_cannot_take_a_built_in_plugins_name(monkeypatch):
     assert "nonsaturating" in registry.names("loss") and "impostor-loss" not in registry.names("loss")
     [failure] = registry.failures
     assert failure.distribution == "ganzoo-impostor" and "already loaded from ganzoo" in failure.error
+
+
+def test_an_entry_point_that_is_not_a_plugin_is_reported_and_every_command_works(monkeypatch, capsys):
+    from ganzoo.cli import main
+
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("nothing", None), FakeEntryPoint("text", "oops"))
+    assert sorted((f.name, "not a module, class or object" in f.error) for f in registry.failures) == [
+        ("nothing", True), ("text", True)]
+    assert "dcgan" in registry.names("model")
+    assert main(["list", "--json"]) == 0 and "nothing" in capsys.readouterr().err
+
+
+def test_one_module_under_two_entry_points_loads_once_and_keeps_its_models(monkeypatch):
+    twice = module("twice", register_models=lambda register: register("twice", tiny_build, options=TinyOptions))
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("first", twice), FakeEntryPoint("second", twice))
+    assert "twice" in registry.names("model") and registry.get("model", "twice").plugin == "first"
+    [failure] = registry.failures
+    assert failure.name == "second" and "already loaded as plugin 'first'" in failure.error
+    assert "second" not in registry.plugins.infos
+
+
+def test_built_in_plugins_load_before_third_party_ones_whatever_their_names(monkeypatch):
+    """An entry point named 'aaa' sorts before 'dcgan' and 'losses': it must not take their names
+    (or the default loss) because of the alphabet."""
+    import importlib.metadata
+
+    real = list(importlib.metadata.entry_points().select(group="ganzoo"))
+
+    def squatter(register):
+        register("dcgan", tiny_build, options=TinyOptions)
+
+    def loud_loss(register):
+        register("aaa-loss", lambda o: None, default=True)
+
+    fakes = [FakeEntryPoint("aaa", module("aaa", register_models=squatter), dist="ganzoo-aaa"),
+             FakeEntryPoint("aab", module("aab", register_losses=loud_loss), dist="ganzoo-aab")]
+
+    class Found:
+        def select(self, group):
+            return [*fakes, *real] if group == "ganzoo" else []
+
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda: Found())
+    order = [ep.name for ep in plugins._entry_points()]
+    assert order[-2:] == ["aaa", "aab"]  # ganzoo's own first
+    registry = Registry(plugins.load_plugins(env={}))
+    reset_registry(registry)
+    assert registry.get("model", "dcgan").plugin == "dcgan"
+    assert registry.default("loss") == "nonsaturating"
+    assert [f.name for f in registry.failures] == ["aaa"] and "already registered by plugin 'dcgan'" in registry.failures[0].error
+
+
+def test_options_that_list_or_configs_cannot_read_are_refused_at_registration(monkeypatch, capsys):
+    from dataclasses import dataclass as plain
+
+    from ganzoo.cli import main
+
+    @plain(frozen=True)
+    class NoDefault:
+        width: int
+
+    def hook(register):
+        register("nodefault", tiny_build, options=NoDefault)
+        register("nodescription", tiny_build, options=TinyOptions, description=None)
+
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("sloppy2", module("sloppy2", register_models=hook)))
+    errors = " ".join(f.error for f in registry.failures)
+    assert "option 'width' of NoDefault has no default" in errors and "description= must be a string" in errors
+    assert "nodefault" not in registry.names("model")
+    assert main(["list"]) == 0  # was: TypeError from MISSING() in every `ganzoo list`
+    capsys.readouterr()
+
+
+def test_a_builder_that_raises_is_blamed_on_its_plugin_in_one_line(monkeypatch, capsys, tiny_data):
+    from ganzoo.cli import main
+    from ganzoo.errors import PluginError
+
+    def old_signature(options):  # no image_shape= keyword: a plugin written against a guess
+        return None
+
+    hook = module("guess", register_models=lambda register: register("guess", old_signature, options=TinyOptions))
+    with_fake_entry_points(monkeypatch, FakeEntryPoint("guess", hook))
+    with pytest.raises(PluginError, match=r"plugin 'guess': model 'guess' build\(\) raised TypeError"):
+        ganzoo.create_model("guess")
+    assert main(["train", "guess", "--data-dir", str(tiny_data), "--recipe", "none", "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "plugin 'guess'" in err and "Traceback" not in err
+
+
+def test_a_broken_recipe_file_is_a_warning_not_a_broken_list(monkeypatch, tmp_path, capsys):
+    from ganzoo.cli import main
+
+    bad = tmp_path / "fashion_mnist.toml"
+    bad.write_text("[model\nwidth = 3\n")
+    hook = module("withrecipe", register_models=lambda register: register(
+        "withrecipe", tiny_build, options=TinyOptions, recipes={"fashion_mnist": bad}))
+    with_fake_entry_points(monkeypatch, FakeEntryPoint("withrecipe", hook))
+    assert main(["list", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "dcgan" in out and "plugin 'withrecipe': model 'withrecipe': recipe fashion_mnist:" in " ".join(err.split())
