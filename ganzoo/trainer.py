@@ -90,7 +90,13 @@ def peak_memory(device: torch.device) -> dict[str, float]:
 
 def early_grid_steps(count: int, steps_per_epoch: int, first: int = 25) -> set[int]:
     """Steps of the first epoch that get a grid besides the epoch's own: 25, 50, 100, ... (``count`` of them)."""
-    return {first << i for i in range(count) if first << i < steps_per_epoch}
+    steps, step = set(), first
+    for _ in range(count):  # stops at the epoch's end, however many were asked for
+        if step >= steps_per_epoch:
+            break
+        steps.add(step)
+        step <<= 1
+    return steps
 
 
 class Trainer:

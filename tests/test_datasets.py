@@ -194,6 +194,11 @@ def test_image_folder_errors(tmp_path):
         load_images(f"folder:{tmp_path / 'bad'}")
     with pytest.raises(UnknownNameError, match="unknown dataset family 'fodler'; did you mean 'folder'"):
         ganzoo.get_dataset_spec("fodler:/x")
+    from ganzoo.errors import ConfigError
+    from ganzoo.registry import get_dataset_spec
+
+    with pytest.raises(ConfigError, match="image_size"):  # 100000x100000 squares: an allocation traceback
+        get_dataset_spec("folder:x").make_options({"image_size": 100000}, "data")
     for bare in ("folder", "folder:", "folder:  "):  # not the current folder, with whatever it holds
         with pytest.raises(DatasetError, match="name the image folder: --dataset folder:PATH"):
             load_images(bare)

@@ -80,6 +80,7 @@ def test_early_grids_show_the_first_epoch_at_doubling_steps(tiny_data, tmp_path)
 
     assert early_grid_steps(6, 468) == {25, 50, 100, 200, 400}  # Fashion-MNIST at batch 128
     assert early_grid_steps(2, 468) == {25, 50} and early_grid_steps(0, 468) == set()
+    assert early_grid_steps(10**9, 468) == {25, 50, 100, 200, 400}  # a huge count ends at the epoch, at once
     trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, batch_size=2, max_steps=40)
     trainer.fit()  # 48 steps an epoch: grids at steps 25 (50 is past the first epoch) and 40, the end
     grids = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())

@@ -17,7 +17,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 @dataclass(frozen=True)
 class FolderOptions:
-    image_size: int = option(32, min=4, help="side of the square images (shorter side resized, then centre-cropped)")
+    image_size: int = option(32, min=4, max=2048, help="side of the square images (shorter side resized, then centre-cropped)")
     channels: Literal[1, 3] | None = option(None, help="1 or 3; default 3 if any image has colour, else 1")
 
 
