@@ -193,7 +193,7 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     manager = get_registry().plugins.manager
     reporter = RichProgress() if progress and info.is_main else None
     if reporter is not None:
-        manager.register(reporter)  # pluggy names it: no plugin's name can clash with it
+        manager.register(reporter, name=f"ganzoo-progress-{id(reporter)}")  # no plugin's name can clash
     try:
         if info.is_main:
             run.create()

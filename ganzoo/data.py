@@ -71,11 +71,11 @@ def load_images(name: str, root: str | Path | None = None, *, train: bool = True
     if labels is not None and (labels.ndim != 1 or labels.shape[0] != images.shape[0]):
         raise DatasetError(f"dataset {name!r} returned {tuple(labels.shape)} labels for {images.shape[0]} images")
     classes = len(class_names) if class_names else None
-    if labels is not None and labels.numel() and (int(labels.min()) < 0 or (classes and int(labels.max()) >= classes)):
-        # a damaged label file: a conditional model would fail mid-training on the index
-        raise DatasetError(f"dataset {name!r} under {base} has labels from {int(labels.min())} to {int(labels.max())}, "
-                           f"but its classes are 0..{classes - 1 if classes else 'N'}: its label file is damaged; "
-                           "delete it and download again")
+    if classes and labels is not None and labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        # a conditional model would fail mid-training on the index
+        raise DatasetError(f"dataset {name!r} (plugin {spec.plugin!r}) under {base} has labels from {int(labels.min())} "
+                           f"to {int(labels.max())}, but its classes are 0..{classes - 1}: is its label file damaged? "
+                           "(delete it and download again)")
     if limit is not None:
         images = images[:limit]
         labels = labels[:limit] if labels is not None else None

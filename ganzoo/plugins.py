@@ -79,7 +79,7 @@ def _dist_name(ep: metadata.EntryPoint) -> str | None:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    """Every entry point of the group, sorted by name. One distribution seen twice (an editable
+    """Every entry point of the group: ganzoo's own first, each part by name. One distribution seen twice (an editable
     install beside a build folder) counts once; the same name from two distributions stays twice,
     so that the clash is reported instead of one of them silently winning."""
     eps = metadata.entry_points()

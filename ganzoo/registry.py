@@ -345,7 +345,8 @@ def _build(spec: Spec, *args: Any, **kwargs: Any) -> Any:
     except GanzooError:
         raise
     except Exception as exc:  # a builder's bug (or one that cannot take image_shape=): blame its plugin
-        if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc):
+        if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
+                text in str(exc) for text in ("can't allocate memory", "CUDA out of memory"))):
             raise ConfigError(f"{spec.kind} {spec.name!r} does not fit in memory with these options "
                               f"({_options_text(args)}): choose smaller ones") from None
         raise PluginError(f"plugin {spec.plugin!r}: {spec.kind} {spec.name!r} build() raised "

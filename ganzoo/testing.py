@@ -163,9 +163,10 @@ def _check_known(models: Sequence[str]) -> None:
             continue
         from ganzoo.registry import get_registry
 
-        failed = "".join(f"\n  plugin {f.name!r} failed to load: {f.error}" for f in get_registry().failures)
+        failed = "".join(f"\n  plugin {f.name!r}: {f.error}" for f in get_registry().failures)
         pytest.fail(f"ganzoo conformance: {problem} Is the plugin that registers it installed in this "
-                    "environment?" + (f" These plugins failed to load:{failed}" if failed else ""), pytrace=False)
+                    "environment?" + (f" These plugins failed to load or register:{failed}" if failed else ""),
+                    pytrace=False)
 
 
 # --- the suite --------------------------------------------------------------------------------------

@@ -226,10 +226,13 @@ def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path):
     (tmp_path / "pics").mkdir()
     Image.fromarray(np.full((8, 8), 30000, np.uint16)).save(tmp_path / "pics" / "scan.png")  # I;16
     Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "pics" / "depth.tif")  # F, 0..1
+    ramp = np.tile(np.linspace(10, 200, 8, dtype=np.float32), (8, 1))
+    Image.fromarray(ramp).save(tmp_path / "pics" / "ramp.tif")  # F holding 0..255 values: kept, not stretched
     images = load_images(f"folder:{tmp_path / 'pics'}", options=_folder(image_size=8)).images
-    assert images.shape == (2, 1, 8, 8)  # grey: one channel
+    assert images.shape == (3, 1, 8, 8)  # grey: one channel
     assert images[0].float().mean().item() == pytest.approx(128, abs=1)  # depth.tif: 0.5 of white
-    assert images[1].float().mean().item() == pytest.approx(30000 >> 8, abs=1)  # was 255: clipped
+    assert images[1].float().mean().item() == pytest.approx(105, abs=2)  # ramp.tif: mean of 10..200
+    assert images[2].float().mean().item() == pytest.approx(30000 >> 8, abs=1)  # scan.png: was 255, clipped
 
 
 def test_hidden_folders_are_skipped_and_linked_folders_followed(tmp_path):
@@ -240,13 +243,18 @@ def test_hidden_folders_are_skipped_and_linked_folders_followed(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     Image.new("RGB", (8, 8), (0, 200, 0)).save(tmp_path / "elsewhere" / "b.png")
     (pics / "dogs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    (pics / "cats" / "loop").symlink_to(pics, target_is_directory=True)  # a loop ends, each folder read once
+    (pics / "cats" / "loop").symlink_to(pics, target_is_directory=True)  # a link to a folder above: a loop ends
     images, labels, names = load_images(f"folder:{pics}", options=_folder(image_size=8))
     assert names == ("cats", "dogs") and labels.tolist() == [0, 1] and images.shape == (2, 3, 8, 8)
+    (pics / "kittens").symlink_to(pics / "cats", target_is_directory=True)  # a sibling's alias is a class too,
+    images, labels, names = load_images(f"folder:{pics}", options=_folder(image_size=8))  # whatever the listing order
+    assert names == ("cats", "dogs", "kittens") and labels.tolist() == [0, 1, 2]
+    assert torch.equal(images[0], images[2])
 
 
 def test_damaged_gzip_body_labels_out_of_range_and_a_file_as_data_dir_are_named(tmp_path):
     import gzip
+    import zlib
 
     root = make_mnist_like(tmp_path / "d", n=20)
     labels = root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
@@ -255,6 +263,8 @@ def test_damaged_gzip_body_labels_out_of_range_and_a_file_as_data_dir_are_named(
         load_images("fashion_mnist", root, download=False)
     body = bytearray(gzip.compress(bytes(range(256)) * 400))
     body[30] ^= 0xFF  # past the header: zlib's own error, not gzip's
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(body))
     bad = tmp_path / "x-idx3-ubyte.gz"
     bad.write_bytes(bytes(body))
     with pytest.raises(DatasetError, match=r"x-idx3-ubyte\.gz.*delete it and download again"):

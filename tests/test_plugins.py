@@ -214,13 +214,19 @@ def test_options_that_list_or_configs_cannot_read_are_refused_at_registration(mo
     class NoDefault:
         width: int
 
+    @plain(frozen=True)
+    class Unreadable:
+        width: "NotImportedAtRunTime" = 3  # noqa: F821 - a type imported only under TYPE_CHECKING
+
     def hook(register):
         register("nodefault", tiny_build, options=NoDefault)
         register("nodescription", tiny_build, options=TinyOptions, description=None)
+        register("unreadable", tiny_build, options=Unreadable)
 
     registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("sloppy2", module("sloppy2", register_models=hook)))
     errors = " ".join(f.error for f in registry.failures)
     assert "option 'width' of NoDefault has no default" in errors and "description= must be a string" in errors
+    assert "the options of Unreadable cannot be read: NameError" in errors
     assert "nodefault" not in registry.names("model")
     assert main(["list"]) == 0  # was: TypeError from MISSING() in every `ganzoo list`
     capsys.readouterr()
@@ -228,7 +234,7 @@ def test_options_that_list_or_configs_cannot_read_are_refused_at_registration(mo
 
 def test_a_builder_that_raises_is_blamed_on_its_plugin_in_one_line(monkeypatch, capsys, tiny_data):
     from ganzoo.cli import main
-    from ganzoo.errors import PluginError
+    from ganzoo.errors import ConfigError, PluginError
 
     def old_signature(options):  # no image_shape= keyword: a plugin written against a guess
         return None
@@ -240,6 +246,14 @@ def test_a_builder_that_raises_is_blamed_on_its_plugin_in_one_line(monkeypatch, 
     assert main(["train", "guess", "--data-dir", str(tiny_data), "--recipe", "none", "--max-steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "plugin 'guess'" in err and "Traceback" not in err
+
+    def too_big(options, **kwargs):
+        raise MemoryError
+
+    hook = module("huge", register_models=lambda register: register("huge", too_big, options=TinyOptions))
+    with_fake_entry_points(monkeypatch, FakeEntryPoint("huge", hook))
+    with pytest.raises(ConfigError, match=r"model 'huge' does not fit in memory with these options \(latent_dim=8\)"):
+        ganzoo.create_model("huge")
 
 
 def test_a_broken_recipe_file_is_a_warning_not_a_broken_list(monkeypatch, tmp_path, capsys):

@@ -14,44 +14,61 @@ _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Every image under ``folder``: symlinked folders followed (each real folder once, so a link
-    loop ends), hidden files and folders (``.ipynb_checkpoints``, ``.thumbnails``) left out."""
-    seen: set[str] = set()
-    found = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(p for p in found if p.is_file())
+    """Every image under ``folder``: symlinked folders followed as torchvision's ImageFolder does
+    (a link to a sibling is read under its own name too), a link back to a folder above it is not
+    (so a loop ends); hidden files and folders (``.ipynb_checkpoints``, ``.thumbnails``) left out."""
+    found: list[Path] = []
+
+    def walk(path: str, above: frozenset[str]) -> None:
+        real = os.path.realpath(path)
+        if real in above:
+            return
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as exc:
+            raise DatasetError(f"cannot list image folder {path}: {exc.strerror or exc}") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                walk(entry.path, above | {real})
+            elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(Path(entry.path))
+
+    walk(str(folder), frozenset())
+    return sorted(found)
 
 
 def _eight_bit(img: Any) -> Any:
-    """16-bit and float grey images scaled to 8 bits (Pillow's convert("L") would clip them:
-    a 16-bit scan comes out nearly white, a float one nearly black); other images as they are."""
+    """Grey images deeper than 8 bits scaled to 8 (Pillow's convert("L") would clip them: a 16-bit
+    scan comes out nearly white, a float one in 0..1 black); other images as they are.
+
+    ``I;16``: by the container (top 8 of 16 bits). ``I`` (32-bit): as 16-bit where any value is
+    over 255, else as 8-bit values. ``F``: 0..1 times 255, 0..255 as it is, else its own range.
+    """
     import numpy as np
     from PIL import Image
 
     if img.mode.startswith("I;16") or img.mode == "I":
         a = np.asarray(img).astype(np.int64)
         if img.mode.startswith("I;16") or a.max() > 255:
-            a = a >> 8
+            a = a.clip(0, 65535) >> 8
         return Image.fromarray(a.clip(0, 255).astype(np.uint8), "L")
     if img.mode == "F":
-        a = np.asarray(img, dtype=np.float64)
-        a = np.nan_to_num(a)
-        low, high = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (a.min(), max(a.max(), a.min() + 1e-12))
-        return Image.fromarray(((a - low) / (high - low) * 255).round().clip(0, 255).astype(np.uint8), "L")
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        low, high = a.min(), a.max()
+        if low >= 0 and high <= 1:
+            a = a * 255
+        elif not (low >= 0 and high <= 255):
+            a = (a - low) / max(high - low, 1e-12) * 255
+        return Image.fromarray(a.round().clip(0, 255).astype(np.uint8), "L")
     return img
 
 
 def load_folder(argument: str, *, image_size: int = 32, channels: int | None = None) -> tuple[Any, Any, tuple[str, ...]]:
     """``(images, labels or None, class names)``; ``channels`` 1 or 3, default 3 if any image has colour.
     Each image is decoded, converted and fitted before the next is read, so a folder of large
-    photos needs memory for the small squares only."""
+    photos needs memory for one photo and the small squares only."""
     import numpy as np
     import torch
     from PIL import Image, ImageOps
@@ -82,7 +99,6 @@ def load_folder(argument: str, *, image_size: int = 32, channels: int | None = N
     for path in files:
         try:
             with opened(path) as img:
-                img.draft(mode, (image_size * 2, image_size * 2))  # a JPEG decodes at a fraction of its size
                 picture = _eight_bit(img)
                 square = ImageOps.fit(picture.convert(mode), (image_size, image_size), Image.BICUBIC)
         except DatasetError:
