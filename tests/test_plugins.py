@@ -267,3 +267,12 @@ def test_a_broken_recipe_file_is_a_warning_not_a_broken_list(monkeypatch, tmp_pa
     assert main(["list", "--json"]) == 0
     out, err = capsys.readouterr()
     assert "dcgan" in out and "plugin 'withrecipe': model 'withrecipe': recipe fashion_mnist:" in " ".join(err.split())
+
+
+def test_conformance_says_which_plugins_failed_when_a_model_is_unknown(monkeypatch):
+    from ganzoo.testing import _check_known
+
+    with_fake_entry_points(monkeypatch, FakeEntryPoint("mygan", ImportError("No module named 'torchx'")))
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)unknown model 'mygan'.*plugin 'mygan': failed to import "
+                                                    r"fake_mygan: .*torchx"):
+        _check_known(["mygan"])
