@@ -264,47 +264,41 @@ def _preflight(models: Sequence[str], dataset: str, recipes: Sequence[str],
 
 
 @contextmanager
-def _passed_on(proc: subprocess.Popen) -> Iterator[list[str]]:
+def _on_stop_signals(act: Callable[[int], None]) -> Iterator[list[str]]:
+    """While inside, Ctrl-C and SIGTERM are noted (by name, in the yielded list) and handed to
+    ``act``; the previous handlers come back after. Signals are the main thread's: elsewhere
+    nothing is installed."""
+    seen: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signal.Signals(signum).name)
+        act(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _passed_on(proc: subprocess.Popen) -> Any:
     """Ctrl-C and SIGTERM to the bench go to the training ``proc`` (in a session of its own, so a
     terminal's Ctrl-C reaches it only this way, once): the first lets it finish the step and write
     its checkpoint, a second stops it at once (the trainer's rule). Yields the signals passed on."""
-    passed: list[str] = []
-    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
-        yield passed
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        passed.append(signal.Signals(signum).name)
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield passed
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return _on_stop_signals(lambda signum: proc.send_signal(signum) if proc.poll() is None else None)
 
 
-@contextmanager
-def _stopping() -> Iterator[list[str]]:
+def _stopping() -> Any:
     """Ctrl-C and SIGTERM stop the work in the bench's own process (scoring) with KeyboardInterrupt,
     so that the bench records the entry and says how to continue. Yields the signal's name."""
-    stopped: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield stopped
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        stopped.append(signal.Signals(signum).name)
+    def stop(signum: int) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stopped
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return _on_stop_signals(stop)
 
 
 def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log: Callable[[str], None],
