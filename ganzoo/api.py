@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import Config, Flag, compose, dump_toml
 from .errors import ConfigError
-from .rundir import RunDir, default_run_dir, find_checkpoint, prepare_new_run
+from .rundir import RunDir, check_writable, default_run_dir, find_checkpoint, prepare_new_run
 
 __all__ = ["Run", "resolve_nproc", "train", "train_config"]
 
@@ -171,7 +171,6 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     from .atomic import atomic_write_bytes
     from .progress import RichProgress
     from .registry import get_registry
-    from .rundir import check_writable
     from .trainer import Trainer
 
     say = log if log is not None and info.is_main else (lambda text: None)

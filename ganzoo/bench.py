@@ -117,8 +117,8 @@ def _differences(before: Any, now: dict[str, Any]) -> str:
 def _saved_step(run: Path) -> int | None:
     """The step an interrupted run's checkpoint holds (its summary says), if it got that far."""
     try:
-        return int(json.loads((run / "summary.json").read_text())["steps"]) or None
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(RunDir(run).read_json("summary.json").get("steps") or 0) or None
+    except (CheckpointError, ValueError, TypeError):
         return None
 
 

@@ -70,12 +70,12 @@ def load_images(name: str, root: str | Path | None = None, *, train: bool = True
         raise DatasetError(f"dataset {name!r} holds no images")
     if labels is not None and (labels.ndim != 1 or labels.shape[0] != images.shape[0]):
         raise DatasetError(f"dataset {name!r} returned {tuple(labels.shape)} labels for {images.shape[0]} images")
-    classes = len(class_names) if class_names else None
-    if classes and labels is not None and labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
-        # a conditional model would fail mid-training on the index
-        raise DatasetError(f"dataset {name!r} (plugin {spec.plugin!r}) under {base} has labels from {int(labels.min())} "
-                           f"to {int(labels.max())}, but its classes are 0..{classes - 1}: is its label file damaged? "
-                           "(delete it and download again)")
+    if class_names and labels is not None and labels.numel():  # a conditional model would fail mid-training
+        low, high = int(labels.min()), int(labels.max())
+        if not 0 <= low <= high < len(class_names):
+            raise DatasetError(f"dataset {name!r} (plugin {spec.plugin!r}) under {base} has labels from {low} to {high}, "
+                               f"but its classes are 0..{len(class_names) - 1}: is its label file damaged? "
+                               "(delete it and download again)")
     if limit is not None:
         images = images[:limit]
         labels = labels[:limit] if labels is not None else None

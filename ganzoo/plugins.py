@@ -101,14 +101,12 @@ def _register(pm: pluggy.PluginManager, module: Any, info: PluginInfo, failures:
         first = pm.get_name(module)
         failures.append(PluginFailure(info.name, f"{info.module} is already loaded as plugin {first!r}", info.distribution))
         return
-    registered = False
     try:
         pm.register(module, name=info.name)
-        registered = True
         # check_pending() after each plugin, so a misspelled hook blames exactly that plugin.
         pm.check_pending()
     except Exception as exc:  # a broken plugin must not take the others down
-        if registered:
+        if pm.is_registered(module):  # by this call: a module already loaded was refused above
             pm.unregister(module)
         failures.append(PluginFailure(info.name, _describe(exc), info.distribution))
         return
