@@ -7,14 +7,15 @@ the run directory only when training starts, trains, and returns a :class:`Run`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import Config, Flag, compose, dump_toml
-from .errors import ConfigError
-from .rundir import RunDir, check_writable, default_run_dir, find_checkpoint, prepare_new_run
+from .errors import CheckpointError, ConfigError
+from .rundir import RunDir, RunLock, check_writable, default_run_dir, find_checkpoint, prepare_new_run
 
 __all__ = ["Run", "resolve_nproc", "train", "train_config"]
 
@@ -35,7 +36,7 @@ class Run:
     @property
     def grids(self) -> list[Path]:
         """The per-epoch fixed-noise grids, oldest first (``samples/epoch_NNNN.png``)."""
-        return sorted(self.rundir.samples.glob("epoch_*.png"))
+        return self.rundir.epoch_grids()
 
     def sample(self, n: int = 64, *, seed: int = 0, labels: Any = None) -> Any:
         """``n`` float images in [-1, 1] from the run's last checkpoint (EMA weights when kept); a
@@ -99,7 +100,12 @@ def train_config(model: str | None = None, *, dataset: str | None = None, recipe
     """The config :func:`train` would use with the same arguments, and where it came from."""
     from .checkpoint import load_checkpoint
 
-    resumed = load_checkpoint(resumed_run(resume).last_checkpoint)[1]["config"] if resume is not None else None
+    resumed = None
+    if resume is not None:
+        last = resumed_run(resume).last_checkpoint
+        resumed = load_checkpoint(last)[1].get("config")
+        if not isinstance(resumed, dict):
+            raise CheckpointError(f"{last} holds no training config: it is not a checkpoint of `ganzoo train`")
     flag_values = {k: flags.pop(k, None) for k in
                    ("data_dir", "loss", "epochs", "batch_size", "max_steps", "seed", "device", "eval_every")}
     if flags:
@@ -168,6 +174,12 @@ def train(model: str | None = None, *, dataset: str | None = None, recipe: str |
 
 def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume: bool, progress: bool,
            log: Callable[[str], None] | None) -> Run:
+    with RunLock(run.path) if info.is_main else contextlib.nullcontext() as lock:
+        return _train_locked(config, run, sources, info, lock, resume=resume, progress=progress, log=log)
+
+
+def _train_locked(config: Config, run: RunDir, sources: list[str], info: Any, lock: RunLock | None, *,
+                  resume: bool, progress: bool, log: Callable[[str], None] | None) -> Run:
     from .atomic import atomic_write_bytes
     from .progress import RichProgress
     from .registry import get_registry
@@ -196,6 +208,7 @@ def _train(config: Config, run: RunDir, sources: list[str], info: Any, *, resume
     try:
         if info.is_main:
             run.create()
+            lock.acquire()  # type: ignore[union-attr]  # the folder create() made, or made anew (--overwrite)
             atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
         summary = trainer.fit()
     finally:

@@ -30,7 +30,7 @@ from .atomic import atomic_write_bytes
 from .errors import EXIT_INTERRUPTED, CheckpointError, ConfigError, GanzooError, TrainingInterrupted, UnknownNameError
 from .recipes import DEFAULT
 from .registry import get_dataset_spec, get_model_spec, list_models
-from .rundir import RunDir, check_writable
+from .rundir import RunDir, check_writable, json_safe
 
 BENCH_VERSION = 1
 
@@ -216,7 +216,7 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                         + (f" after step {saved}, its checkpoint saved" if saved else " before its first step")
                         + f"; finished entries are in {path}. Run the same command again to continue from there.")
     result = _save(path, settings, entries)
-    (out / "bench.html").write_text(leaderboard_html(result))
+    atomic_write_bytes(out / "bench.html", leaderboard_html(result).encode())
     return result
 
 
@@ -391,7 +391,7 @@ def leaderboard(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 
 def _save(path: Path, settings: dict[str, Any], entries: Sequence[Entry]) -> dict[str, Any]:
     result = {"settings": settings, "leaderboard": leaderboard(entries), "entries": [asdict(e) for e in entries]}
-    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(result), indent=2) + "\n").encode())
     return result
 
 

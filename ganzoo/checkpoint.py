@@ -74,7 +74,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a safetensors file but not a ganzoo checkpoint (no ganzoo metadata)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: its ganzoo metadata is damaged (format_version {version!r})")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer ganzoo (checkpoint format {meta['format_version']}); upgrade ganzoo"
         )

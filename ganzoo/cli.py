@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .version import __version__
-from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE, GanzooError, TrainingDiverged, TrainingInterrupted
+from .errors import (EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE, GanzooError, GanzooWarning, TrainingDiverged,
+                     TrainingInterrupted)
+from .rundir import json_safe
 
 
 def _console(stderr: bool = False, quiet: bool = False) -> Any:
@@ -255,8 +257,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     runs = [run_facts(p) for p in args.runs]
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k not in ("run", "metrics", "path")} | {"path": str(r["path"])}
-                          for r in runs], indent=2, default=str))
+        print(json.dumps(json_safe([{k: v for k, v in r.items() if k not in ("run", "metrics", "path")}
+                                    | {"path": str(r["path"])} for r in runs]), indent=2, default=str))
         return 0
     console = _console()
     # (header, cell, shown on narrow terminals): 80 columns get the essentials, whole words; a file or
@@ -269,7 +271,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("epochs", lambda r, c, s, e: str(s.get("epochs", "-")), True),
         ("min", lambda r, c, s, e: f"{s['train_seconds'] / 60:.1f}" if "train_seconds" in s else "-", True),
         ("img/s", lambda r, c, s, e: f"{s['images_per_s']:,.0f}" if "images_per_s" in s else "-", False),
-        ("FID", lambda r, c, s, e: f"{e['fid']:.2f}" if "fid" in e else "-", True),
+        ("FID", lambda r, c, s, e: f"{e['fid']:.2f}" + ("*" if r["stale_eval"] else "") if "fid" in e else "-", True),
         ("KID", lambda r, c, s, e: f"{e['kid']:.4f}" if "kid" in e else "-", False),
         ("floor", lambda r, c, s, e: f"{e['floor']['fid']:.2f}" if "floor" in e else "-", False),
         ("classes", lambda r, c, s, e: f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-", True),
@@ -292,6 +294,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       "or a wider terminal")
     if any(not r["eval"] for r in runs):
         console.print("runs without scores: run `ganzoo eval RUN` first")
+    if any(r["stale_eval"] for r in runs):
+        console.print("* scores of an earlier checkpoint: the run trained on after `ganzoo eval`; run it again")
     return 0
 
 
@@ -518,7 +522,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from .device import resolve_device
     from .images import save_grid, save_interpolation, save_npy, save_pngs
-    from .sampling import generate, load_generator
+    from .sampling import check_fits, generate, load_generator
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
     labels, nrow = _sample_labels(args, generator, meta)
@@ -543,6 +547,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             save_interpolation(generator, out, seed=args.seed, labels=labels)
             what = "a latent interpolation"
         else:
+            check_fits(generator, args.n, meta["image_shape"])
             images = generate(generator, args.n, seed=args.seed, labels=labels)
             if to_folder:
                 out.mkdir(exist_ok=True)
@@ -702,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate images from a trained run",
                        description="Generate images from a run directory or checkpoint file.")
     p.add_argument("run", help="run directory or .safetensors checkpoint")
-    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64; a .gif or a --code grid has its own)")
     p.add_argument("--out", help="FILE.png (grid), FILE.npy (uint8 [N, C, H, W]), FILE.gif (latent interpolation) "
                                  "or DIR/ (one PNG per image); default RUN/samples/sample_seedS.png")
     p.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
@@ -715,6 +720,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _warnings_as_lines(err: Any) -> Iterator[None]:
+    """ganzoo's own warnings (a picture not written, a cache not kept) as one ``warning:`` line
+    each, every time; other libraries' warnings as Python shows them."""
+    import warnings
+
+    from rich.markup import escape
+
+    show = warnings.showwarning
+
+    def line(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, GanzooWarning):
+            err.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, highlight=False)
+        else:
+            show(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", GanzooWarning)
+        warnings.showwarning = line
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -725,9 +752,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     err = _console(stderr=True)
     try:
-        if args.func is cmd_train:
-            return cmd_train(args, sys.argv[1:] if argv is None else argv)
-        return args.func(args)
+        with _warnings_as_lines(err):
+            if args.func is cmd_train:
+                return cmd_train(args, sys.argv[1:] if argv is None else argv)
+            return args.func(args)
     except TrainingInterrupted as exc:
         err.print(f"[yellow]interrupted:[/] {escape(str(exc))}", markup=True)
         return EXIT_INTERRUPTED

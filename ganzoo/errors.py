@@ -23,6 +23,11 @@ class GanzooError(Exception):
     """Base class for every error a user can cause and fix."""
 
 
+class GanzooWarning(UserWarning):
+    """Something went wrong that costs no work (a picture not written, a cache not kept); the CLI
+    prints it as one ``warning:`` line."""
+
+
 class UnknownNameError(GanzooError, KeyError):
     """A model, loss, dataset, optimizer or config key that does not exist."""
 

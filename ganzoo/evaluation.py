@@ -24,8 +24,8 @@ from torch import nn
 from .atomic import atomic_write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataSettings, resolve_data
-from .data import DatasetSplit, load_images, to_unit_range
-from .errors import CheckpointError, GanzooError
+from .data import DatasetSplit, load_images, to_uint8, to_unit_range
+from .errors import CheckpointError, GanzooError, GanzooWarning
 from .paths import cache_dir
 
 FEATURE_NET_VERSION = 1
@@ -54,8 +54,8 @@ class FeatureNet(nn.Module):
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # torchmetrics hands over images in [0, 1] (normalize=True)
-        return self.features(x * 2 - 1)
+        # torchmetrics hands the images over as given (normalize=False): in [-1, 1]
+        return self.features(x)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -130,8 +130,13 @@ def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs
         "test_accuracy": round(_accuracy(net, test.images, test.labels), 4),
         "train_seconds": round(time.perf_counter() - start, 1), "num_features": FeatureNet.num_features,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, net.state_dict(), {"feature_net": info})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, net.state_dict(), {"feature_net": info})
+    except OSError as exc:  # the network is trained: score with it now, and say why the next eval trains again
+        warnings.warn(f"could not cache the feature network in {path.parent} ({exc.strerror or exc}); "
+                      "every eval will train it again: set $GANZOO_CACHE_DIR to a writable folder",
+                      GanzooWarning, stacklevel=2)
     return net.eval(), info
 
 
@@ -156,14 +161,16 @@ def _scores(net: FeatureNet, a: torch.Tensor, b: torch.Tensor, seed: int) -> dic
     from torchmetrics.image.kid import KernelInceptionDistance
 
     n = min(len(a), len(b))
-    fid = FrechetInceptionDistance(feature=net, normalize=True)
+    # normalize=False: the floats reach the network as they are. With normalize=True, torchmetrics
+    # releases before its custom-network exemption cast them to uint8 first, which breaks this net.
+    fid = FrechetInceptionDistance(feature=net, normalize=False)
     with warnings.catch_warnings():  # "KID keeps all features in memory": 128 floats per image here
         warnings.simplefilter("ignore", UserWarning)
-        kid = KernelInceptionDistance(feature=net, normalize=True, subsets=50, subset_size=min(1000, n))
+        kid = KernelInceptionDistance(feature=net, normalize=False, subsets=50, subset_size=min(1000, n))
     with torch.no_grad():
         for images, real in ((a, True), (b, False)):
             for s, e in _batches(len(images), 1000):
-                batch = (images[s:e].float() + 1) / 2
+                batch = images[s:e].float()
                 fid.update(batch, real=real)
                 kid.update(batch, real=real)
         with torch.random.fork_rng():
@@ -262,15 +269,16 @@ def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
     n = min(n, len(test_x))
     labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
     fake = generate(generator, n, seed=seed, labels=labels)
-    fid = FrechetInceptionDistance(feature=2048, normalize=True)
+    # uint8 in, as the published protocols score PNGs: the test images as stored, the fakes
+    # rounded as a PNG would hold them (normalize=True would truncate, a half-level shift)
+    fid = FrechetInceptionDistance(feature=2048, normalize=False)
 
     def rgb(x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() + 1) / 2
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
     for s, e in _batches(n, 500):
-        fid.update(rgb(to_unit_range(test_x[s:e])), real=True)
-        fid.update(rgb(fake[s:e]), real=False)
+        fid.update(rgb(test_x[s:e]), real=True)
+        fid.update(rgb(to_uint8(fake[s:e])), real=False)
     return float(fid.compute())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,14 +107,23 @@ def curves_png(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, 
     return path
 
 
+def _points(records: Sequence[dict], key: str) -> list[tuple[float, float]]:
+    """(step, value) of the records that hold both as finite numbers: a window that saw an inf
+    (fp16 before the scaler skipped it), a diverged run's null or a hand-edited line is left out,
+    not drawn as a line through infinity."""
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return [(r["step"], r[key]) for r in records if number(r.get("step")) and number(r.get(key))]
+
+
 def loss_series(records: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
     steps = [r for r in records if "d_loss" in r]
-    return {key: [(r["step"], r[key]) for r in steps if key in r] for key in ("d_loss", "g_loss")}
+    return {key: _points(steps, key) for key in ("d_loss", "g_loss")}
 
 
 def score_series(records: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
     evals = [r for r in records if r.get("event") == "eval"]
-    return {key: [(r["step"], r[key]) for r in evals if key in r] for key in ("fid",)}
+    return {key: _points(evals, key) for key in ("fid",)}
 
 
 def progression_gif(frames: Sequence[Path], path: Path, *, ms_per_frame: int = 400) -> Path | None:
@@ -133,13 +143,13 @@ def progression_gif(frames: Sequence[Path], path: Path, *, ms_per_frame: int = 4
     return path
 
 
-def write_run_pictures(run_dir: Path, records: Sequence[dict]) -> list[Path]:
-    """``loss.png`` and ``progress.gif`` for a run directory."""
+def write_run_pictures(run_dir: Path, records: Sequence[dict], grids: Sequence[Path] = ()) -> list[Path]:
+    """``loss.png`` and ``progress.gif`` (of ``grids``, oldest first: ``RunDir.epoch_grids()``) for a run directory."""
     written = []
     series = loss_series(records)
     if any(series.values()):
         written.append(curves_png(series, run_dir / "loss.png", title=f"{run_dir.name}: losses"))
-    gif = progression_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
+    gif = progression_gif(grids, run_dir / "progress.gif")
     if gif:
         written.append(gif)
     return written

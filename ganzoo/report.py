@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,17 @@ def run_facts(path: str | Path) -> dict[str, Any]:
     if not run.path.is_dir() or not run.is_run():
         raise GanzooError(f"{run.path} is not a ganzoo run directory (no config.toml or checkpoints/)")
     config = load_toml(run.config) if run.config.is_file() else {}
-    return {"path": run.path, "name": run.path.name, "config": config, "summary": run.read_json("summary.json"),
-            "eval": run.read_json("eval.json"), "metrics": run.read_metrics(), "run": run}
+    summary, scores = run.read_json("summary.json"), run.read_json("eval.json")
+    name = Path(os.path.abspath(run.path)).name  # `compare .` names the folder, not ""
+    return {"path": run.path, "name": name, "config": config, "summary": summary,
+            "eval": scores, "stale_eval": stale_scores(summary, scores), "metrics": run.read_metrics(), "run": run}
+
+
+def stale_scores(summary: dict[str, Any], scores: dict[str, Any]) -> bool:
+    """True when eval.json scored an earlier checkpoint than the run's last (it trained on after
+    `ganzoo eval`): its FID is not the run's now."""
+    step, steps = scores.get("step"), summary.get("steps")
+    return isinstance(step, int) and isinstance(steps, int) and step != steps
 
 
 def _img(path: Path, alt: str, width: int | None = None) -> str:
@@ -35,8 +45,11 @@ def _img(path: Path, alt: str, width: int | None = None) -> str:
 def _config_table(config: dict[str, Any]) -> str:
     rows = []
     for section, values in config.items():
+        if not isinstance(values, dict):  # a hand-edited config.toml with a top-level key
+            rows.append(f"<tr><td>{html.escape(section)}</td><td>{html.escape(json.dumps(values, default=str))}</td></tr>")
+            continue
         for key, value in values.items():
-            rows.append(f"<tr><td>{html.escape(section)}.{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>")
+            rows.append(f"<tr><td>{html.escape(section)}.{html.escape(key)}</td><td>{html.escape(json.dumps(value, default=str))}</td></tr>")
     return "<table class=kv>" + "".join(rows) + "</table>"
 
 
@@ -46,6 +59,8 @@ def _scores(facts: dict[str, Any]) -> str:
         ("status", s.get("status")), ("epochs", s.get("epochs")), ("steps", s.get("steps")),
         ("training time", f"{s['train_seconds'] / 60:.1f} min" if "train_seconds" in s else None),
         ("images/s", s.get("images_per_s")), ("device", s.get("device")), ("precision", s.get("precision")),
+        ("scores", f"of step {e['step']}, before the run trained on to step {s['steps']}: "
+                   "run `ganzoo eval` again" if facts.get("stale_eval") else None),
         ("FID (classifier features)", f"{e['fid']:.3f}" if "fid" in e else None),
         ("KID", f"{e['kid']:.4f}" if "kid" in e else None),
         ("real-vs-real floor FID", f"{e['floor']['fid']:.3f}" if "floor" in e else None),
@@ -58,7 +73,7 @@ def _scores(facts: dict[str, Any]) -> str:
 
 def _section(facts: dict[str, Any]) -> str:
     run: RunDir = facts["run"]
-    grids = sorted(run.samples.glob("epoch_*.png"))
+    grids = run.epoch_grids()
     parts = [f"<section><h2>{html.escape(facts['name'])}</h2>",
              f"<p class=path>{html.escape(str(facts['path']))}</p>", _scores(facts),
              curves_svg(loss_series(facts["metrics"]), title="losses")]

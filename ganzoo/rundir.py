@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -13,7 +14,29 @@ from typing import Any
 from .errors import CheckpointError, ConfigError
 
 
-@dataclass(frozen=True)
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``null``: Python writes them as ``NaN``/``Infinity``,
+    which is not JSON, and jq, JavaScript and the like refuse the whole file (a diverged run's
+    last losses are NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _numbered(paths: Any) -> list[Path]:
+    """``epoch_NNNN.*`` files in the order of their numbers: past epoch 9999 the names outgrow
+    their zero padding, and ``epoch_10000`` would sort before ``epoch_9999`` by name."""
+    def number(path: Path) -> tuple[int, str]:
+        digits = path.stem.rpartition("_")[2]
+        return (int(digits) if digits.isdigit() else -1, path.name)
+    return sorted(paths, key=number)
+
+
+@dataclass
 class RunDir:
     path: Path
     replace: bool = False  # create() first removes the ganzoo run that is there (--overwrite)
@@ -52,13 +75,25 @@ class RunDir:
         """A grid written between epochs: early in the first one, or where a run was interrupted."""
         return self.samples / f"step_{step:07d}.png"
 
+    def epoch_grids(self) -> list[Path]:
+        """The per-epoch fixed-noise grids, oldest first."""
+        return _numbered(self.samples.glob("epoch_*.png"))
+
+    def epoch_snapshots(self) -> list[Path]:
+        """The per-epoch checkpoints kept, oldest first."""
+        return _numbered(self.checkpoints.glob("epoch_*.safetensors"))
+
     def is_run(self) -> bool:
         return self.config.is_file() or self.checkpoints.is_dir()
 
     def create(self) -> None:
-        """Make the folders, when training starts (a run that fails its checks leaves nothing behind)."""
+        """Make the folders, when training starts (a run that fails its checks leaves nothing behind).
+
+        With ``replace`` the run that was there is removed by the first call only: the command
+        writes the new run's config.toml after it, and the trainer calls create() again."""
         if self.replace and self.path.is_dir() and self.is_run():
             shutil.rmtree(self.path)
+        self.replace = False
         try:
             for folder in (self.path, self.samples, self.checkpoints):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -67,17 +102,20 @@ class RunDir:
 
     def prune_snapshots(self, keep: int) -> None:
         """Delete all but the newest ``keep`` per-epoch checkpoints (``last`` and ``best`` stay)."""
-        snapshots = sorted(self.checkpoints.glob("epoch_*.safetensors"))
+        snapshots = self.epoch_snapshots()
         for old in snapshots[: max(len(snapshots) - keep, 0)]:
             old.unlink(missing_ok=True)
 
     def remove_stale_temporaries(self) -> None:
         """Temporary files left by a write that was killed before its rename."""
         for stale in self.checkpoints.glob(".*.tmp-*"):
-            stale.unlink(missing_ok=True)
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only run: the check for a writable run says so, in words
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record) + "\n"
+        line = json.dumps(json_safe(record)) + "\n"
         with open(self.metrics, "a+b") as fh:  # appends go to the end whatever was read
             size = fh.seek(0, os.SEEK_END)
             if size:
@@ -109,7 +147,8 @@ class RunDir:
         if not self.metrics.is_file():
             return []
         out: list[dict[str, Any]] = []
-        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+        # bytes a crash or a damaged disk left are replaced, not fatal: the lines around them are good
+        for line in self.metrics.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -120,6 +159,50 @@ class RunDir:
                 out = [r for r in out if not (isinstance(r.get("step"), int) and r["step"] > record["step"])]
             out.append(record)
         return out
+
+
+class RunLock:
+    """An exclusive lock on a run folder while a process trains it, so that a job started twice
+    (or `--resume`/`--overwrite` of a run still training) is refused instead of two processes
+    writing one checkpoint. It is ``flock`` on the folder itself: no file is left behind, and the
+    system releases it when the process ends, however it ends. Where ``flock`` does not exist
+    (Windows) nothing is locked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held: list[int] = []
+
+    def acquire(self) -> None:
+        """Lock the folder if it exists (again after create() made it anew); refuse if another holds it."""
+        try:
+            import fcntl
+        except ImportError:
+            return
+        if not self.path.is_dir():
+            return
+        inode = os.stat(self.path)
+        if any(os.path.samestat(os.fstat(fd), inode) for fd in self._held):
+            return  # flock on a second descriptor of the same folder would conflict with our own
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(f"{self.path} is being trained by another process; wait for it to finish, or stop "
+                              f"it (Ctrl-C saves its checkpoint) and resume with: ganzoo train --resume {self.path}"
+                              ) from None
+        self._held.append(fd)
+
+    def release(self) -> None:
+        while self._held:
+            os.close(self._held.pop())
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import torch
 
 from .checkpoint import load_checkpoint, load_module_state, split_prefix
 from .config import Config, resolve_config
-from .errors import CheckpointError, GanzooError
+from .errors import CheckpointError, ConfigError, GanzooError
 from .interfaces import Generator, sample_images
 from .registry import create_model
 from .rundir import find_checkpoint
@@ -41,6 +43,29 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu",
     load_module_state(generator, ema or split_prefix(tensors, "generator"), "generator", ckpt)
     meta["sampled_from"] = "generator_ema" if ema else "generator"
     return generator.to(device).eval(), meta
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits(generator: Generator, n: int, image_shape: Sequence[int]) -> None:
+    """Refuse an ``n`` whose noise and images would not fit in memory, before anything is drawn:
+    past the free memory Linux does not fail the allocation, it kills the process later."""
+    latent = generator.sample_latent(1, generator=torch.Generator().manual_seed(0), device="cpu").numel()
+    need = n * 4 * (latent + 3 * math.prod(image_shape))  # noise, float images, and their uint8 copy and file
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise ConfigError(f"{n:,} samples need about {need / 1e9:,.1f} GB in memory, and {free / 1e9:,.1f} GB are "
+                          "free: ask for fewer, or draw them in parts with different --seed values")
 
 
 def generate(generator: Generator, n: int, *, seed: int = 0, labels: torch.Tensor | None = None,

@@ -13,9 +13,10 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ from .config import Config
 from .data import to_unit_range
 from .device import describe_device
 from .distributed import DistInfo, average_over_ranks
-from .errors import CheckpointError, TrainingDiverged, TrainingInterrupted
+from .errors import CheckpointError, GanzooWarning, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
 from .metrics import MetricsWindow
 from .plots import write_run_pictures
 from .plugins import Events
 from .registry import get_registry
-from .rundir import RunDir
+from .rundir import RunDir, json_safe
 from .step import train_step
 
 
@@ -46,6 +47,21 @@ class TrainState:
     step_in_epoch: int = 0
     train_seconds: float = 0.0
     best_fid: float | None = None
+
+
+def _train_state(path: Path, meta: dict[str, Any]) -> TrainState:
+    """The counters a checkpoint holds; a checkpoint with other ones cannot be continued exactly."""
+    state = meta.get("state")
+    known = {f.name for f in fields(TrainState)}
+    if not isinstance(state, dict) or not set(state) <= known:
+        other = sorted(set(state) - known) if isinstance(state, dict) else []
+        why = f"training state {', '.join(other)} unknown to ganzoo {__version__}" if other else "no training state"
+        raise CheckpointError(f"{path} holds {why} (written by ganzoo {meta.get('ganzoo_version', '?')}): "
+                              "continue it with that version, or sample and eval it with this one")
+    try:
+        return TrainState(**state)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: its training state is damaged ({exc})") from None
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -167,12 +183,33 @@ class Trainer:
         finally:
             summary = self.summary(status)
             if self.dist.is_main:
-                atomic_write_bytes(self.run.summary, (json.dumps(summary, indent=2) + "\n").encode())
-                write_run_pictures(self.run.path, self.run.read_metrics())
+                self._write_summary(summary)
                 if status == "completed":
-                    self.save_traversals()
+                    try:
+                        self.save_traversals()
+                    except OSError as exc:
+                        warnings.warn(f"could not write the latent traversals of {self.run.path}: "
+                                      f"{exc.strerror or exc}", GanzooWarning, stacklevel=2)
             self.events.emit("on_train_end", trainer=self, summary=summary)
         return summary
+
+    def _write_summary(self, summary: dict[str, Any]) -> None:
+        """summary.json, loss.png and progress.gif. When the run stopped with an error (a full disk,
+        Ctrl-C) a failed write here is a warning, so that the error which says what happened is the
+        one the user sees; the checkpoints were written before."""
+        try:
+            atomic_write_bytes(self.run.summary, (json.dumps(json_safe(summary), indent=2) + "\n").encode())
+        except OSError as exc:
+            message = f"could not write {self.run.summary}: {exc.strerror or exc}"
+            if summary["status"] == "completed":
+                raise CheckpointError(f"{message}; the run's checkpoints are written, its summary "
+                                      "(read by compare and bench) is not. Free some space") from None
+            warnings.warn(message, GanzooWarning, stacklevel=2)
+        try:
+            write_run_pictures(self.run.path, self.run.read_metrics(), self.run.epoch_grids())
+        except OSError as exc:
+            warnings.warn(f"could not write the loss curve or progress.gif of {self.run.path}: "
+                          f"{exc.strerror or exc}", GanzooWarning, stacklevel=2)
 
     def out_of_time(self) -> bool:
         """True once ``train.max_minutes`` of training steps are spent (resumed runs count theirs)."""
@@ -222,8 +259,9 @@ class Trainer:
             self.save_grid(self.run.step_grid(self.state.step))
         if self._stop_signal is not None:
             self._log()
-            self.save_grid(self.run.step_grid(self.state.step))  # a picture of where it stopped
+            self._check_weights()  # off the CPU, losses are read back only on log steps
             path = self.save_checkpoint()
+            self.save_grid(self.run.step_grid(self.state.step))  # a picture of where it stopped
             name = signal.Signals(self._stop_signal).name
             raise TrainingInterrupted(
                 f"{name} received: stopped after step {self.state.step}, checkpoint saved to {path}. "
@@ -244,16 +282,17 @@ class Trainer:
         if self.state.step_in_epoch < self.steps_per_epoch:  # max_steps or max_minutes ended the run mid-epoch
             if self.state.step_in_epoch == 0:
                 return  # the budget ran out exactly at an epoch's end: that epoch is written already
-            self.save_grid(self.run.grid(self.state.epoch + 1))
+            self._check_weights()
             self.save_checkpoint()
+            self.save_grid(self.run.grid(self.state.epoch + 1))
             return
         self.state.epoch += 1
         self.state.step_in_epoch = 0
         metrics: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.step,
                                    "epoch_seconds": round(time.perf_counter() - self._epoch_start, 3)}
         self._check_weights()  # never write a checkpoint of broken weights
+        self.save_checkpoint(epoch_snapshot=True)  # the work first, then its picture
         grid = self.save_grid(self.run.grid(self.state.epoch))
-        self.save_checkpoint(epoch_snapshot=True)
         t = self.config.train
         if t.eval_every and self.state.epoch % t.eval_every == 0 and self.dist.is_main:
             metrics.update(self.evaluate_now())
@@ -322,7 +361,12 @@ class Trainer:
             self.state.best_fid = result["fid"]
             record["best"] = True
             self.save_checkpoint()  # records best_fid, then becomes the best checkpoint too
-            atomic_write_bytes(self.run.checkpoints / "best.safetensors", self.run.last_checkpoint.read_bytes())
+            best = self.run.checkpoints / "best.safetensors"
+            try:
+                atomic_write_bytes(best, self.run.last_checkpoint.read_bytes())
+            except OSError as exc:
+                raise CheckpointError(f"could not write {best}: {exc.strerror or exc}; {self._kept()}. Free some "
+                                      f"space and resume with: ganzoo train --resume {self.run.path}") from None
         self.run.append_metrics(record)
         return {k: v for k, v in record.items() if k not in ("event", "step", "epoch")}
 
@@ -359,7 +403,13 @@ class Trainer:
         if not self.dist.is_main:
             return path
         G = self.ema if self.ema is not None else self.gan.generator
-        return save_grid(G.sample(z=self.fixed_noise, y=self.grid_labels), path, nrow=8)
+        images = G.sample(z=self.fixed_noise, y=self.grid_labels)
+        try:  # a picture not written costs no work: the checkpoint is written before it
+            path.parent.mkdir(parents=True, exist_ok=True)  # samples/ removed while training
+            return save_grid(images, path, nrow=8)
+        except OSError as exc:
+            warnings.warn(f"could not write {path}: {exc.strerror or exc}", GanzooWarning, stacklevel=2)
+            return path
 
     def save_traversals(self) -> list[Path]:
         """A latent-traversal grid per code, for generators with interpretable codes (InfoGAN)."""
@@ -433,7 +483,7 @@ class Trainer:
         self.noise_rng.set_state(tensors["rng.noise"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        self.state = TrainState(**meta["state"])
+        self.state = _train_state(path, meta)
         scalers = self.parts.step.scalers or ()
         for scaler, saved in zip(scalers, meta.get("scalers", [])):  # fp16 loss scales continue where they were
             scaler.load_state_dict(saved)

@@ -42,7 +42,7 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
         num_features = 4
 
         def forward(self, x):
-            return x.flatten(1) * 2 - 1  # torchmetrics hands over [0, 1]; back to the raw values
+            return x.flatten(1)  # the images reach the network as given (normalize=False)
 
     torch.manual_seed(0)
     a = torch.randn(20000, 1, 2, 2)
@@ -326,3 +326,50 @@ def test_the_first_eval_announces_the_feature_network_and_shows_progress(tmp_pat
     assert "fresh-cache" in err
     assert main(["eval", str(run), "--n", "30"]) == 0
     assert "training the feature network" not in capsys.readouterr().err  # cached: said only once
+
+
+def test_inception_fid_scores_uint8_images_as_the_published_protocols_do(scored_run, monkeypatch):
+    """The test images as stored and the fakes rounded as a PNG holds them (not truncated), three channels."""
+    from ganzoo.data import to_uint8
+    from ganzoo.evaluation import inception_fid
+    from ganzoo.sampling import generate, load_generator
+
+    run, data, _ = scored_run
+    seen = []
+
+    class Recorder:
+        def __init__(self, feature, normalize):
+            assert feature == 2048 and normalize is False
+
+        def update(self, images, real):
+            seen.append((real, images.clone()))
+
+        def compute(self):
+            return torch.tensor(1.5)
+
+    monkeypatch.setattr("ganzoo.evaluation.check_inception", lambda: None)
+    monkeypatch.setattr("torchmetrics.image.fid.FrechetInceptionDistance", Recorder)
+    assert inception_fid(run, n=60) == 1.5
+    reals = torch.cat([x for real, x in seen if real])
+    fakes = torch.cat([x for real, x in seen if not real])
+    assert reals.dtype == fakes.dtype == torch.uint8 and reals.shape == fakes.shape == (60, 3, 28, 28)
+    assert torch.equal(reals, load_images("fashion_mnist", data, train=False, download=False).images[:60].expand(-1, 3, -1, -1))
+    generator, _ = load_generator(run)
+    assert torch.equal(fakes, to_uint8(generate(generator, 60, seed=0)).expand(-1, 3, -1, -1))
+
+
+def test_a_cache_it_cannot_write_costs_a_warning_not_the_scores(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(blocker))
+    data = make_mnist_like(tmp_path / "data", n=64)
+    make_mnist_like(data, n=32, train=False)
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--data-dir", str(data), "--max-steps", "1", "--set", "model.width=4",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "30", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "fid" in json.loads(out)
+    err = " ".join(err.split())
+    assert "warning: could not cache the feature network" in err and "GANZOO_CACHE_DIR" in err

@@ -136,6 +136,8 @@ def test_channels_last_computes_what_contiguous_memory_computes(tmp_path, tiny_d
         trainer.train_step(real, y)
         outs.append(trainer.gan.state_dict())
     for key in outs[0]:
-        torch.testing.assert_close(outs[0][key], outs[1][key], rtol=1e-4, atol=1e-5, msg=key)
+        # Adam's first update is lr * g / (|g| + eps): a gradient within rounding of eps (1e-8) moves
+        # its weight by a different fraction of lr (2e-4) in each layout; a layout bug moves most by 2 lr
+        torch.testing.assert_close(outs[0][key], outs[1][key], rtol=1e-4, atol=1e-4, msg=key)
 
 

@@ -415,3 +415,224 @@ def test_doctor_does_not_count_an_empty_dataset_folder(tmp_path, monkeypatch, ca
     make_mnist_like(tmp_path / "data", "MNIST", n=4)
     code, out, _ = cli(capsys, "doctor", "--json")
     assert code == 0 and json.loads(out)["data"]["present"] == ["MNIST"]
+
+
+# --- run folders: overwrite, ordering, locks, full disks and odd files ---------------------------
+
+def test_overwrite_keeps_the_new_runs_config(trained, capsys):
+    data = load_checkpoint(trained / "checkpoints" / "last.safetensors")[1]["config"]["data"]["root"]
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", data, "--max-steps", 3, "--out", trained,
+                       "--overwrite", *FAST)
+    assert code == 0, err
+    config = (trained / "config.toml").read_text()  # the command writes it, the trainer must not remove it
+    assert "max_steps = 3" in config
+    code, out, _ = cli(capsys, "compare", trained, "--json")
+    assert code == 0 and json.loads(out)[0]["config"]["model"]["name"] == "dcgan"
+
+
+def test_snapshots_and_grids_past_epoch_9999_keep_their_order(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.create()
+    for epoch in (9998, 9999, 10000):
+        run.epoch_checkpoint(epoch).write_bytes(b"x")
+        run.grid(epoch).write_bytes(b"x")
+    run.prune_snapshots(2)  # by name, epoch_10000 sorts first and the newest was deleted
+    assert [p.name for p in run.epoch_snapshots()] == ["epoch_9999.safetensors", "epoch_10000.safetensors"]
+    assert [p.stem for p in run.epoch_grids()] == ["epoch_9998", "epoch_9999", "epoch_10000"]
+
+
+def _poison_at(trainer, step: int, *, then=None):
+    real_step = trainer.train_step
+
+    def poisoned(real, y):
+        out = real_step(real, y)
+        if trainer.state.step == step - 1:  # the weights go bad; the losses of this step still look fine
+            with torch.no_grad():
+                trainer.gan.generator.project.weight[0, 0] = float("inf")
+            if then:
+                then()
+        return out
+    return poisoned
+
+
+@pytest.mark.parametrize("how", ["signal", "budget"])
+def test_a_checkpoint_written_off_schedule_is_checked_for_bad_weights(how, tmp_path, tiny_data, monkeypatch):
+    """Ctrl-C, SIGTERM and the end of a time or step budget write a checkpoint mid-epoch; off the CPU
+    the losses are read back only on log steps, so the weights are what must be checked there."""
+    from ganzoo.errors import TrainingDiverged
+
+    from conftest import make_trainer
+
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, batch_size=32, epochs=10,
+                           max_steps=5 if how == "budget" else None)
+    stop = (lambda: setattr(trainer, "_stop_signal", signal.SIGTERM)) if how == "signal" else None
+    monkeypatch.setattr(trainer, "train_step", _poison_at(trainer, 5, then=stop))
+    with pytest.raises(TrainingDiverged, match="holds NaN or inf after step 5"):
+        trainer.fit()
+    _, meta = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["state"]["step"] == 3  # epoch 1's checkpoint stands
+    assert not torch.isinf(load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")[0][
+        "generator.project.weight"]).any()
+
+
+def test_a_full_disk_at_the_end_names_the_checkpoint_not_the_summary(tmp_path, tiny_data, capsys, monkeypatch):
+    import ganzoo.checkpoint as ckpt
+    import ganzoo.trainer as trainer_module
+
+    run = tmp_path / "run"
+    real_write, writes = ckpt.atomic_write_bytes, []
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fill_up(path, data):
+        writes.append(path)
+        if len(writes) > 2:
+            full(path, data)
+        real_write(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", fill_up)
+    monkeypatch.setattr(trainer_module, "atomic_write_bytes", full)  # summary.json: the disk is full for it too
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--epochs", 3, "--out", run, *FAST)
+    message = " ".join(err.split())
+    assert code == 2 and "could not write a checkpoint" in message and "is intact" in message, err
+    assert "warning: could not write" in message and "summary.json" in message and "Traceback" not in err
+
+
+def test_a_picture_that_cannot_be_written_costs_no_work(tmp_path, tiny_data, capsys, monkeypatch):
+    import ganzoo.trainer as trainer_module
+
+    def no_pictures(images, path, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainer_module, "save_grid", no_pictures)
+    run = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--epochs", 2, "--out", run, *FAST)
+    assert code == 0, err
+    assert "warning: could not write" in err and "No space left on device" in " ".join(err.split())
+    assert load_checkpoint(run / "checkpoints" / "last.safetensors")[1]["state"]["epoch"] == 2
+
+
+def test_samples_folder_removed_while_training_is_made_again(tmp_path, tiny_data):
+    from conftest import make_trainer
+
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, batch_size=32, epochs=2, max_steps=None)
+    real_step = trainer.train_step
+
+    def tidy(real, y):  # someone cleans up the pictures during epoch 2
+        if trainer.state.step == 4:
+            shutil.rmtree(trainer.run.samples)
+        return real_step(real, y)
+
+    trainer.train_step = tidy
+    trainer.fit()
+    assert (tmp_path / "run" / "samples" / "epoch_0002.png").is_file()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")[1]["state"]["epoch"] == 2
+
+
+def test_a_diverged_runs_summary_and_metrics_are_strict_json(tmp_path, tiny_data, capsys):
+    add_plugin(NaNAfter(step=14), name="nan")
+    run = tmp_path / "run"
+    code, _, _ = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", tiny_data, "--epochs", 5,
+                     "--out", run, *FAST)
+    assert code == 1
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    summary = json.loads((run / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["status"] == "diverged"
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+    code, out, _ = cli(capsys, "compare", run, "--json")
+    assert code == 0
+    json.loads(out, parse_constant=refuse)
+
+
+def test_pictures_and_reports_leave_out_non_finite_and_odd_metrics(trained, tmp_path, capsys):
+    from ganzoo.plots import curves_svg, loss_series, write_run_pictures
+
+    with open(trained / "metrics.jsonl", "ab") as fh:
+        fh.write(b'{"step": 3, "d_loss": Infinity, "g_loss": 1.0}\n{"step": 4, "d_loss": NaN, "g_loss": null}\n'
+                 b'{"step": "5", "d_loss": 1.0, "g_loss": 1.0}\n\xff\xfe not text\n{"step": 6, "d_loss": 0.5, "g_loss": 2.0}\n')
+    records = RunDir(trained).read_metrics()
+    series = loss_series(records)
+    d_steps, g_steps = ({x for x, _ in series[k]} for k in ("d_loss", "g_loss"))
+    assert 6 in d_steps and not {3, 4, "5"} & d_steps  # inf, NaN and a step that is not a number are left out
+    assert {3, 6} <= g_steps and not {4, "5"} & g_steps
+    assert "nan" not in curves_svg(series, title="losses").lower()
+    assert (trained / "loss.png") in write_run_pictures(trained, records)
+    code, _, err = cli(capsys, "report", trained, "--out", tmp_path / "r.html")
+    assert code == 0, err
+    code, _, err = cli(capsys, "compare", trained)
+    assert code == 0, err
+
+
+def test_compare_marks_scores_of_an_earlier_checkpoint(trained, capsys):
+    (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": 1, "epoch": 0}))
+    code, out, _ = cli(capsys, "compare", trained)
+    assert code == 0 and "12.50*" in out and "trained on after `ganzoo eval`" in " ".join(out.split())
+    code, out, _ = cli(capsys, "compare", trained, "--json")
+    assert json.loads(out)[0]["stale_eval"] is True
+    code, _, _ = cli(capsys, "report", trained, "--out", trained / "r.html")
+    assert "of step 1, before the run trained on to step 2" in (trained / "r.html").read_text()
+    (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": 2, "epoch": 0}))
+    code, out, _ = cli(capsys, "compare", trained)
+    assert "12.50" in out and "12.50*" not in out
+
+
+def test_compare_of_the_current_folder_names_it(trained, capsys, monkeypatch):
+    monkeypatch.chdir(trained)
+    code, out, _ = cli(capsys, "compare", ".", "--json")
+    assert code == 0 and json.loads(out)[0]["name"] == trained.name
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_a_run_being_trained_cannot_be_trained_again(trained, capsys):
+    from ganzoo.rundir import RunLock
+
+    data = load_checkpoint(trained / "checkpoints" / "last.safetensors")[1]["config"]["data"]["root"]
+    before = (trained / "checkpoints" / "last.safetensors").read_bytes()
+    with RunLock(trained):  # another process trains it (flock is per open file, so one process can play both)
+        code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
+        assert code == 2 and "is being trained by another process" in " ".join(err.split())
+        code, _, err = cli(capsys, "train", "dcgan", "--data-dir", data, "--out", trained, "--overwrite", *FAST)
+        assert code == 2 and "is being trained by another process" in " ".join(err.split())
+    assert (trained / "checkpoints" / "last.safetensors").read_bytes() == before
+    code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
+    assert code == 0, err
+
+
+def test_checkpoints_with_odd_metadata_are_named(trained, tmp_path, capsys):
+    from ganzoo.checkpoint import save_checkpoint
+
+    tensors, meta = load_checkpoint(trained / "checkpoints" / "last.safetensors")
+    odd = tmp_path / "odd.safetensors"
+    save_checkpoint(odd, tensors, {**meta, "format_version": "1"})
+    with pytest.raises(CheckpointError, match="metadata is damaged"):
+        load_checkpoint(odd)
+    newer = dict(meta, state={**meta["state"], "warmup_left": 3})  # a later ganzoo's counter
+    save_checkpoint(trained / "checkpoints" / "last.safetensors", tensors, newer)
+    code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
+    assert code == 2 and "warmup_left unknown to ganzoo" in " ".join(err.split())
+    save_checkpoint(trained / "checkpoints" / "last.safetensors", tensors, {k: v for k, v in meta.items() if k != "config"})
+    code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
+    assert code == 2 and "holds no training config" in err and "Traceback" not in err
+
+
+def test_a_report_of_a_hand_edited_config_with_a_top_level_key(trained, tmp_path, capsys):
+    config = trained / "config.toml"
+    config.write_text('note = "tried lr 1e-3"\n' + config.read_text())
+    code, _, err = cli(capsys, "report", trained, "--out", tmp_path / "r.html")
+    assert code == 0, err
+    assert "tried lr 1e-3" in (tmp_path / "r.html").read_text()
+
+
+def test_sample_refuses_more_images_than_fit_in_memory(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("ganzoo.sampling.available_memory", lambda: 8 * 10**9)
+    code, _, err = cli(capsys, "sample", trained, "--n", 10**9, "--out", tmp_path / "all.npy")
+    message = " ".join(err.split())
+    assert code == 2 and "1,000,000,000 samples need about" in message and "8.0 GB are free" in message
+    assert not (tmp_path / "all.npy").exists()
+    code, _, err = cli(capsys, "sample", trained, "--n", 100, "--out", tmp_path / "some.npy")
+    assert code == 0, err

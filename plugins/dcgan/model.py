@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import GAN, Discriminator, DiscriminatorOutput, Generator
@@ -21,7 +22,11 @@ from ganzoo.layers import Dropout, Flatten, memory_format_of, require_sides_divi
 def _init_dcgan(module: nn.Module) -> None:
     # Radford et al.: all weights from N(0, 0.02); BatchNorm scale around 1
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        # a spectrally normalised layer (sngan) keeps PyTorch's default init (std 1/sqrt(3 fan_in),
+        # near the SNGAN authors' LeCun init): its `weight` is W/sigma computed on every read, so
+        # an in-place init would only fill a temporary, and the scale of W is normalised away
+        if not parametrize.is_parametrized(module, "weight"):
+            nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
