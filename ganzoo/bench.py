@@ -179,7 +179,8 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                 raise ConfigError(f"{path} holds a bench with other settings: {_differences(before, settings)}. "
                                   "Its runs would be continued, not trained afresh: run the same command as "
                                   f"before, pass another --out, or move {out} away")
-            done = {e.key: e for e in (Entry(**d) for d in earlier) if e.status in ("done", "skipped")}
+            done = {e.key: e for e in (Entry(**d) for d in earlier) if e.status == "skipped"
+                    or (e.status == "done" and all(isinstance(e.scores.get(k), (int, float)) for k in ("fid", "kid")))}
         except (ValueError, TypeError, AttributeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
@@ -347,6 +348,8 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
         return None
     write_eval(run, result)
     entry.scores, entry.status = _scores(result), "done"
+    if not all(isinstance(entry.scores.get(k), (int, float)) and math.isfinite(entry.scores[k]) for k in ("fid", "kid")):
+        entry.status, entry.error = "failed", "its scores are not finite numbers: the samples hold NaN or inf"
     return None
 
 

@@ -525,6 +525,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .sampling import check_fits, generate, load_generator
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
+    if args.code is None and not (suffix == ".gif" and not to_folder):  # those draw grids of their own size
+        check_fits(generator, args.n, meta["image_shape"])
     labels, nrow = _sample_labels(args, generator, meta)
     try:
         out.parent.mkdir(exist_ok=True)  # RUN/samples/ of a run that has none yet
@@ -547,7 +549,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
             save_interpolation(generator, out, seed=args.seed, labels=labels)
             what = "a latent interpolation"
         else:
-            check_fits(generator, args.n, meta["image_shape"])
             images = generate(generator, args.n, seed=args.seed, labels=labels)
             if to_folder:
                 out.mkdir(exist_ok=True)

@@ -106,7 +106,7 @@ def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs
             pass  # a damaged cache entry: train again and replace it
     if log:
         log(f"training the feature network for {dataset} once ({epochs} epochs over {len(train_x):,} images; "
-            f"cached in {path.parent} for every later eval)")
+            f"to be cached in {path.parent} for every later eval)")
     batches_per_epoch = math.ceil(len(train_x) / 128)
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)

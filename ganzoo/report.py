@@ -31,8 +31,10 @@ def run_facts(path: str | Path) -> dict[str, Any]:
 def stale_scores(summary: dict[str, Any], scores: dict[str, Any]) -> bool:
     """True when eval.json scored an earlier checkpoint than the run's last (it trained on after
     `ganzoo eval`): its FID is not the run's now."""
+    # a diverged or failed run's summary counts steps past its last checkpoint, which eval scores
     step, steps = scores.get("step"), summary.get("steps")
-    return isinstance(step, int) and isinstance(steps, int) and step != steps
+    return (summary.get("status") in ("completed", "interrupted") and isinstance(step, int)
+            and isinstance(steps, int) and step != steps)
 
 
 def _img(path: Path, alt: str, width: int | None = None) -> str:

@@ -7,11 +7,12 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, GanzooWarning
 
 
 def json_safe(value: Any) -> Any:
@@ -36,7 +37,7 @@ def _numbered(paths: Any) -> list[Path]:
     return sorted(paths, key=number)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunDir:
     path: Path
     replace: bool = False  # create() first removes the ganzoo run that is there (--overwrite)
@@ -93,7 +94,7 @@ class RunDir:
         writes the new run's config.toml after it, and the trainer calls create() again."""
         if self.replace and self.path.is_dir() and self.is_run():
             shutil.rmtree(self.path)
-        self.replace = False
+        object.__setattr__(self, "replace", False)  # spent; frozen so that a RunDir stays hashable
         try:
             for folder in (self.path, self.samples, self.checkpoints):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -186,8 +187,12 @@ class RunLock:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
+            if not isinstance(exc, BlockingIOError):  # NFS without local locks, Lustre without -o flock
+                warnings.warn(f"{self.path} is not locked against a second training ({exc.strerror or exc}); "
+                              "do not train it from two processes at once", GanzooWarning, stacklevel=2)
+                return
             raise ConfigError(f"{self.path} is being trained by another process; wait for it to finish, or stop "
                               f"it (Ctrl-C saves its checkpoint) and resume with: ganzoo train --resume {self.path}"
                               ) from None

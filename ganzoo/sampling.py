@@ -62,6 +62,7 @@ def check_fits(generator: Generator, n: int, image_shape: Sequence[int]) -> None
     past the free memory Linux does not fail the allocation, it kills the process later."""
     latent = generator.sample_latent(1, generator=torch.Generator().manual_seed(0), device="cpu").numel()
     need = n * 4 * (latent + 3 * math.prod(image_shape))  # noise, float images, and their uint8 copy and file
+    need += 8 * n if generator.num_classes else 0  # the labels
     free = available_memory()
     if free is not None and need > 0.8 * free:
         raise ConfigError(f"{n:,} samples need about {need / 1e9:,.1f} GB in memory, and {free / 1e9:,.1f} GB are "

@@ -636,3 +636,37 @@ def test_sample_refuses_more_images_than_fit_in_memory(trained, tmp_path, capsys
     assert not (tmp_path / "all.npy").exists()
     code, _, err = cli(capsys, "sample", trained, "--n", 100, "--out", tmp_path / "some.npy")
     assert code == 0, err
+
+
+def test_a_diverged_runs_scores_are_not_marked_stale(trained, capsys):
+    summary = json.loads((trained / "summary.json").read_text())
+    (trained / "summary.json").write_text(json.dumps({**summary, "status": "diverged", "steps": 9}))
+    (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": 2, "epoch": 0}))  # its last checkpoint
+    code, out, _ = cli(capsys, "compare", trained)
+    assert code == 0 and "12.50" in out and "12.50*" not in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_a_file_system_without_flock_trains_with_a_warning(trained, capsys, monkeypatch):
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
+    assert code == 0, err
+    assert "warning:" in err and "is not locked against a second training" in " ".join(err.split())
+
+
+def test_sample_counts_the_labels_of_a_conditional_run_before_drawing_them(tmp_path, tiny_data, capsys, monkeypatch):
+    run = tmp_path / "cgan"
+    assert main(["train", "cgan", "--data-dir", str(tiny_data), "--max-steps", "1", "--out", str(run), *FAST]) == 0
+    monkeypatch.setattr("ganzoo.sampling.available_memory", lambda: 8 * 10**9)
+
+    def labels_first(*args, **kwargs):
+        raise AssertionError("the labels were made before the memory check")
+
+    monkeypatch.setattr("ganzoo.cli._sample_labels", labels_first)
+    code, _, err = cli(capsys, "sample", run, "--n", 10**9, "--out", f"{tmp_path / 'all'}/")
+    assert code == 2 and "samples need about" in " ".join(err.split())
