@@ -312,13 +312,19 @@ def test_report_and_compare_do_not_import_torch(scored_run, tmp_path):
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_the_first_eval_announces_the_feature_network_and_shows_progress(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "fresh-cache"))
+def _one_step_run(tmp_path):
+    """A dcgan run of one step on 64 training and 32 test images."""
     data = make_mnist_like(tmp_path / "data", n=64)
     make_mnist_like(data, n=32, train=False)
     run = tmp_path / "run"
     assert main(["train", "dcgan", "--data-dir", str(data), "--max-steps", "1", "--set", "model.width=4",
                  "--out", str(run)]) == 0
+    return run
+
+
+def test_the_first_eval_announces_the_feature_network_and_shows_progress(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    run = _one_step_run(tmp_path)
     capsys.readouterr()
     assert main(["eval", str(run), "--n", "30"]) == 0
     err = " ".join(capsys.readouterr().err.split())
@@ -362,11 +368,7 @@ def test_a_cache_it_cannot_write_costs_a_warning_not_the_scores(tmp_path, capsys
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("")
     monkeypatch.setenv("GANZOO_CACHE_DIR", str(blocker))
-    data = make_mnist_like(tmp_path / "data", n=64)
-    make_mnist_like(data, n=32, train=False)
-    run = tmp_path / "run"
-    assert main(["train", "dcgan", "--data-dir", str(data), "--max-steps", "1", "--set", "model.width=4",
-                 "--out", str(run)]) == 0
+    run = _one_step_run(tmp_path)
     capsys.readouterr()
     assert main(["eval", str(run), "--n", "30", "--json"]) == 0
     out, err = capsys.readouterr()

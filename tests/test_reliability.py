@@ -170,11 +170,17 @@ class NaNAfter:
         register("exploding", lambda options: Exploding(), options=Options)
 
 
-def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
+def _diverge(run, data, capsys):
+    """Train dcgan into ``run`` with a loss that turns NaN at D's 15th step: (exit code, stderr)."""
     add_plugin(NaNAfter(step=14), name="nan")
-    run = tmp_path / "run"
-    code, _, err = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", tiny_data, "--epochs", 5,
+    code, _, err = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", data, "--epochs", 5,
                        "--out", run, *FAST)
+    return code, err
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
+    run = tmp_path / "run"
+    code, err = _diverge(run, tiny_data, capsys)
     assert code == 1
     message = " ".join(err.split())
     assert "d_loss became nan at step 15" in message and "lower learning rate" in message
@@ -531,11 +537,8 @@ def test_samples_folder_removed_while_training_is_made_again(tmp_path, tiny_data
 
 
 def test_a_diverged_runs_summary_and_metrics_are_strict_json(tmp_path, tiny_data, capsys):
-    add_plugin(NaNAfter(step=14), name="nan")
     run = tmp_path / "run"
-    code, _, _ = cli(capsys, "train", "dcgan", "--loss", "exploding", "--data-dir", tiny_data, "--epochs", 5,
-                     "--out", run, *FAST)
-    assert code == 1
+    assert _diverge(run, tiny_data, capsys)[0] == 1
 
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
