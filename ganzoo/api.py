@@ -207,8 +207,7 @@ def _train_locked(config: Config, run: RunDir, sources: list[str], info: Any, lo
         manager.register(reporter, name=f"ganzoo-progress-{id(reporter)}")  # no plugin's name can clash
     try:
         if info.is_main:
-            run.create()
-            lock.acquire()  # type: ignore[union-attr]  # the folder create() made, or made anew (--overwrite)
+            run.claim(lock, new=not resume)  # type: ignore[arg-type]  # the main process always holds one
             atomic_write_bytes(run.config, dump_toml(config.to_dict()).encode())
         summary = trainer.fit()
     finally:

@@ -187,7 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             err.print(f"[yellow]warning:[/] could not write {escape(str(run_dir / 'eval.json'))}: "
                       f"{escape(exc.strerror or str(exc))}", markup=True, highlight=False)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(json_safe(result), indent=2))
         return 0
     from rich.table import Table
 
@@ -253,7 +253,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from .report import run_facts
+    from .report import number, run_facts
 
     runs = [run_facts(p) for p in args.runs]
     if args.json:
@@ -269,11 +269,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("loss", lambda r, c, s, e: c.get("loss", {}).get("name", "?"), True),
         ("dataset", lambda r, c, s, e: c.get("data", {}).get("name", "?"), False),
         ("epochs", lambda r, c, s, e: str(s.get("epochs", "-")), True),
-        ("min", lambda r, c, s, e: f"{s['train_seconds'] / 60:.1f}" if "train_seconds" in s else "-", True),
-        ("img/s", lambda r, c, s, e: f"{s['images_per_s']:,.0f}" if "images_per_s" in s else "-", False),
-        ("FID", lambda r, c, s, e: f"{e['fid']:.2f}" + ("*" if r["stale_eval"] else "") if "fid" in e else "-", True),
-        ("KID", lambda r, c, s, e: f"{e['kid']:.4f}" if "kid" in e else "-", False),
-        ("floor", lambda r, c, s, e: f"{e['floor']['fid']:.2f}" if "floor" in e else "-", False),
+        ("min", lambda r, c, s, e: number(s.get("train_seconds"), ".1f", scale=1 / 60), True),
+        ("img/s", lambda r, c, s, e: number(s.get("images_per_s"), ",.0f"), False),
+        ("FID", lambda r, c, s, e: number(e.get("fid"), ".2f") + ("*" if r["stale_eval"] and "fid" in e else ""), True),
+        ("KID", lambda r, c, s, e: number(e.get("kid"), ".4f"), False),
+        ("floor", lambda r, c, s, e: number((e.get("floor") or {}).get("fid"), ".2f"), False),
         ("classes", lambda r, c, s, e: f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-", True),
     ]
     wide = console.width >= 120 or not console.is_terminal
@@ -288,14 +288,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table.add_row(*(cell(r, r["config"], r["summary"], r["eval"]) for _, cell in shown))
     _whole_off_a_terminal(console, table)
     console.print(table)
-    floors = {f"{r['eval']['floor']['fid']:.2f}" for r in runs if "floor" in r["eval"]}
+    floors = {number((r["eval"].get("floor") or {}).get("fid"), ".2f") for r in runs} - {"-"}
     if not wide and floors:
         console.print(f"real-vs-real floor FID: {', '.join(sorted(floors))}; KID, images/s and more: --json "
                       "or a wider terminal")
     if any(not r["eval"] for r in runs):
         console.print("runs without scores: run `ganzoo eval RUN` first")
     if any(r["stale_eval"] for r in runs):
-        console.print("* scores of an earlier checkpoint: the run trained on after `ganzoo eval`; run it again")
+        console.print("* scores of another checkpoint than the run's last: it trained on after `ganzoo eval`; "
+                      "run it again")
     return 0
 
 

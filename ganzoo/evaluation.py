@@ -27,6 +27,7 @@ from .config import DataSettings, resolve_data
 from .data import DatasetSplit, load_images, to_uint8, to_unit_range
 from .errors import CheckpointError, GanzooError, GanzooWarning
 from .paths import cache_dir
+from .rundir import json_safe
 
 FEATURE_NET_VERSION = 1
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
@@ -284,5 +285,5 @@ def inception_fid(run: str | Path, *, n: int = 10000, seed: int = 0) -> float:
 
 def write_eval(run_dir: Path, result: dict[str, Any]) -> Path:
     path = run_dir / "eval.json"
-    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(result), indent=2) + "\n").encode())
     return path

@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from .errors import GanzooError
 from .plots import curves_svg, loss_series, score_series
-from .rundir import RunDir
+from .rundir import RunDir, checkpoint_step
 from .tomlfile import load_toml
 
 
@@ -24,17 +25,29 @@ def run_facts(path: str | Path) -> dict[str, Any]:
     config = load_toml(run.config) if run.config.is_file() else {}
     summary, scores = run.read_json("summary.json"), run.read_json("eval.json")
     name = Path(os.path.abspath(run.path)).name  # `compare .` names the folder, not ""
-    return {"path": run.path, "name": name, "config": config, "summary": summary,
-            "eval": scores, "stale_eval": stale_scores(summary, scores), "metrics": run.read_metrics(), "run": run}
+    scores_of = checkpoint_step(run.last_checkpoint) if scores else None
+    return {"path": run.path, "name": name, "config": config, "summary": summary, "eval": scores,
+            "stale_eval": stale_scores(scores, scores_of), "checkpoint_step": scores_of,
+            "metrics": run.read_metrics(), "run": run}
 
 
-def stale_scores(summary: dict[str, Any], scores: dict[str, Any]) -> bool:
-    """True when eval.json scored an earlier checkpoint than the run's last (it trained on after
-    `ganzoo eval`): its FID is not the run's now."""
-    # a diverged or failed run's summary counts steps past its last checkpoint, which eval scores
-    step, steps = scores.get("step"), summary.get("steps")
-    return (summary.get("status") in ("completed", "interrupted") and isinstance(step, int)
-            and isinstance(steps, int) and step != steps)
+def stale_scores(scores: dict[str, Any], checkpoint_step: int | None) -> bool:
+    """True when eval.json scored another checkpoint than the run's last (it trained on after
+    `ganzoo eval`, or while it ran): its FID is not the run's now."""
+    step = scores.get("step")
+    return isinstance(step, int) and isinstance(checkpoint_step, int) and step != checkpoint_step
+
+
+def number(value: Any, spec: str, *, scale: float = 1.0) -> str:
+    """``value`` formatted, or ``-`` where a hand-edited or older file holds no finite number there."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return format(value * scale, spec)
+
+
+def shown(value: Any, spec: str, unit: str = "", *, scale: float = 1.0) -> str | None:
+    text = number(value, spec, scale=scale)
+    return None if text == "-" else text + unit
 
 
 def _img(path: Path, alt: str, width: int | None = None) -> str:
@@ -59,13 +72,13 @@ def _scores(facts: dict[str, Any]) -> str:
     s, e = facts["summary"], facts["eval"]
     items = [
         ("status", s.get("status")), ("epochs", s.get("epochs")), ("steps", s.get("steps")),
-        ("training time", f"{s['train_seconds'] / 60:.1f} min" if "train_seconds" in s else None),
+        ("training time", shown(s.get("train_seconds"), ".1f", " min", scale=1 / 60)),
         ("images/s", s.get("images_per_s")), ("device", s.get("device")), ("precision", s.get("precision")),
-        ("scores", f"of step {e['step']}, before the run trained on to step {s['steps']}: "
+        ("scores", f"of step {e['step']}, but the last checkpoint is of step {facts['checkpoint_step']}: "
                    "run `ganzoo eval` again" if facts.get("stale_eval") else None),
-        ("FID (classifier features)", f"{e['fid']:.3f}" if "fid" in e else None),
-        ("KID", f"{e['kid']:.4f}" if "kid" in e else None),
-        ("real-vs-real floor FID", f"{e['floor']['fid']:.3f}" if "floor" in e else None),
+        ("FID (classifier features)", shown(e.get("fid"), ".3f")),
+        ("KID", shown(e.get("kid"), ".4f")),
+        ("real-vs-real floor FID", shown((e.get("floor") or {}).get("fid"), ".3f")),
         ("classes covered", f"{e['classes_covered']} of {len(e['class_shares'])}" if "class_shares" in e else None),
         ("asked-for class recognised", f"{e['class_accuracy']:.1%}" if "class_accuracy" in e else None),
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, ConfigError, GanzooWarning
+
+
+LOCK_FILE = ".lock"  # RunLock's; the one file of a run folder that outlives --overwrite
 
 
 def json_safe(value: Any) -> Any:
@@ -28,19 +33,21 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+_EPOCH_NAME = re.compile(r"epoch_([0-9]+)")
+
+
 def _numbered(paths: Any) -> list[Path]:
-    """``epoch_NNNN.*`` files in the order of their numbers: past epoch 9999 the names outgrow
-    their zero padding, and ``epoch_10000`` would sort before ``epoch_9999`` by name."""
-    def number(path: Path) -> tuple[int, str]:
-        digits = path.stem.rpartition("_")[2]
-        return (int(digits) if digits.isdigit() else -1, path.name)
-    return sorted(paths, key=number)
+    """The ``epoch_NNNN.*`` files among ``paths``, in the order of their numbers: past epoch 9999
+    the names outgrow their zero padding, and ``epoch_10000`` would sort before ``epoch_9999`` by
+    name. Anything else (``epoch_0005 (copy).safetensors``) is left out, so never pruned."""
+    found = [(int(match[1]), path) for path in paths if (match := _EPOCH_NAME.fullmatch(path.stem))]
+    return [path for _, path in sorted(found, key=lambda item: (item[0], item[1].name))]
 
 
 @dataclass(frozen=True)
 class RunDir:
     path: Path
-    replace: bool = False  # create() first removes the ganzoo run that is there (--overwrite)
+    replace: bool = False  # claim() first clears the ganzoo run that is there (--overwrite)
 
     @property
     def config(self) -> Path:
@@ -87,14 +94,36 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config.is_file() or self.checkpoints.is_dir()
 
-    def create(self) -> None:
-        """Make the folders, when training starts (a run that fails its checks leaves nothing behind).
-
-        With ``replace`` the run that was there is removed by the first call only: the command
-        writes the new run's config.toml after it, and the trainer calls create() again."""
-        if self.replace and self.path.is_dir() and self.is_run():
-            shutil.rmtree(self.path)
+    def claim(self, lock: RunLock, *, new: bool) -> None:
+        """Make the folder and lock it before anything in it is touched, when training starts: of
+        two processes told to train one folder at once, one trains and the other is refused, however
+        their steps interleave. For a ``new`` run, the run that is there is then cleared if
+        ``replace`` (``--overwrite``; the lock file stays, being what the processes agree on), and
+        refused if not (another process made it since this one's checks)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot write to output folder {self.path}: {exc.strerror or exc}") from None
+        lock.acquire()
+        if new and self.is_run():
+            if not self.replace:
+                raise ConfigError(f"output folder {self.path} now holds a ganzoo run, made by another process since "
+                                  "this one checked it; pass another --out, or --overwrite to replace it")
+            try:
+                for entry in self.path.iterdir():
+                    if entry.name == LOCK_FILE:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+            except OSError as exc:
+                raise ConfigError(f"cannot replace the run in {self.path}: {exc.strerror or exc}") from None
         object.__setattr__(self, "replace", False)  # spent; frozen so that a RunDir stays hashable
+        self.create()
+
+    def create(self) -> None:
+        """Make the folders, when training starts (a run that fails its checks leaves nothing behind)."""
         try:
             for folder in (self.path, self.samples, self.checkpoints):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -165,38 +194,49 @@ class RunDir:
 class RunLock:
     """An exclusive lock on a run folder while a process trains it, so that a job started twice
     (or `--resume`/`--overwrite` of a run still training) is refused instead of two processes
-    writing one checkpoint. It is ``flock`` on the folder itself: no file is left behind, and the
-    system releases it when the process ends, however it ends. Where ``flock`` does not exist
-    (Windows) nothing is locked."""
+    writing one checkpoint. It is ``flock`` on the folder's ``.lock`` file, opened for writing (NFS
+    emulates ``flock`` with byte-range locks, which need that); the system releases it when the
+    process ends, however it ends. Where ``flock`` does not exist (Windows) nothing is locked."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._held: list[int] = []
+        self._warned = False
 
     def acquire(self) -> None:
-        """Lock the folder if it exists (again after create() made it anew); refuse if another holds it."""
+        """Lock the folder if it exists; refuse if another process holds it. Again and again is fine."""
         try:
             import fcntl
         except ImportError:
             return
         if not self.path.is_dir():
             return
-        inode = os.stat(self.path)
-        if any(os.path.samestat(os.fstat(fd), inode) for fd in self._held):
-            return  # flock on a second descriptor of the same folder would conflict with our own
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                self._warn(exc)
+            return  # a run this process cannot write to, it cannot train either: check_writable says so
+        if any(os.path.samestat(os.fstat(fd), os.fstat(held)) for held in self._held):
+            os.close(fd)  # flock on a second descriptor of the same file would conflict with our own
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            if not isinstance(exc, BlockingIOError):  # NFS without local locks, Lustre without -o flock
-                warnings.warn(f"{self.path} is not locked against a second training ({exc.strerror or exc}); "
-                              "do not train it from two processes at once", GanzooWarning, stacklevel=2)
+            if not isinstance(exc, BlockingIOError):  # NFS without lockd, Lustre without -o flock
+                self._warn(exc)
                 return
             raise ConfigError(f"{self.path} is being trained by another process; wait for it to finish, or stop "
                               f"it (Ctrl-C saves its checkpoint) and resume with: ganzoo train --resume {self.path}"
                               ) from None
         self._held.append(fd)
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{self.path} is not locked against a second training ({exc.strerror or exc}); "
+                          "do not train it from two processes at once", GanzooWarning, stacklevel=3)
 
     def release(self) -> None:
         while self._held:
@@ -208,6 +248,23 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a ganzoo checkpoint was saved at, read from its safetensors header alone (no torch,
+    no tensors); None when the file is missing or is not one."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100 * 2**20:  # a header is kilobytes; this is not a checkpoint
+                return None
+            header = json.loads(fh.read(size))
+        step = json.loads(header["__metadata__"]["ganzoo"])["state"]["step"]
+    except (OSError, struct.error, ValueError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def default_run_dir(model: str, dataset: str, base: str | Path = "runs") -> Path:
@@ -250,7 +307,7 @@ def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
     run = RunDir(Path(path), replace=overwrite)
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"output path {run.path} exists and is not a folder")
-    if run.path.is_dir() and any(run.path.iterdir()):
+    if run.path.is_dir() and any(entry.name != LOCK_FILE for entry in run.path.iterdir()):
         if not overwrite:
             what = "a ganzoo run" if run.is_run() else "other files"
             raise ConfigError(

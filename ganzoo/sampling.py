@@ -46,15 +46,75 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu",
 
 
 def available_memory() -> int | None:
-    """Bytes of memory free for a new allocation (Linux's MemAvailable); None where unknown."""
+    """Bytes of memory free for a new allocation: Linux's MemAvailable, or less where a container's
+    or a batch job's memory limit (cgroup v1 or v2) leaves less; None where unknown."""
+    known = [free for free in (_meminfo_available(), cgroup_free()) if free is not None]
+    return min(known) if known else None
+
+
+def _meminfo_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
+        with open(meminfo, encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+_NO_LIMIT = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def cgroup_free(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
+    """What the tightest memory limit of this process's cgroup and its parents leaves free (limit
+    minus usage, the reclaimable inactive file cache counted as free, as `docker stats` does);
+    None without a limit. cgroup v2 (``memory.max``) and v1 (``memory.limit_in_bytes``)."""
+    try:
+        lines = own.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    layouts = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            layouts.append((root, path, "memory.max", "memory.current", "inactive_file"))
+        elif "memory" in controllers.split(","):
+            layouts.append((root / "memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes",
+                            "total_inactive_file"))
+    frees = []
+    for base, path, limit_file, usage_file, inactive_key in layouts:
+        folder = base / path.strip("/")
+        if not folder.is_dir():  # a container sees its own cgroup as the root
+            folder = base
+        while True:
+            free = _cgroup_level_free(folder, limit_file, usage_file, inactive_key)
+            if free is not None:
+                frees.append(free)
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return max(min(frees), 0) if frees else None
+
+
+def _cgroup_level_free(folder: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
+    try:
+        limit_text = (folder / limit_file).read_text().strip()
+        if limit_text == "max" or int(limit_text) >= _NO_LIMIT:
+            return None
+        usage = int((folder / usage_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    inactive = 0
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == inactive_key:
+                inactive = int(value)
+    except (OSError, ValueError):
+        pass
+    return int(limit_text) - usage + inactive
 
 
 def check_fits(generator: Generator, n: int, image_shape: Sequence[int]) -> None:

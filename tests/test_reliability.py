@@ -442,9 +442,13 @@ def test_snapshots_and_grids_past_epoch_9999_keep_their_order(tmp_path):
     for epoch in (9998, 9999, 10000):
         run.epoch_checkpoint(epoch).write_bytes(b"x")
         run.grid(epoch).write_bytes(b"x")
+    copy = run.checkpoints / "epoch_0005 (copy).safetensors"  # the user's: not a snapshot, never pruned
+    copy.write_bytes(b"x")
+    (run.samples / "epoch_\u00b2.png").write_bytes(b"x")  # str.isdigit() takes a superscript two; int() does not
     run.prune_snapshots(2)  # by name, epoch_10000 sorts first and the newest was deleted
     assert [p.name for p in run.epoch_snapshots()] == ["epoch_9999.safetensors", "epoch_10000.safetensors"]
     assert [p.stem for p in run.epoch_grids()] == ["epoch_9998", "epoch_9999", "epoch_10000"]
+    assert copy.is_file()
 
 
 def _poison_at(trainer, step: int, *, then=None):
@@ -578,7 +582,7 @@ def test_compare_marks_scores_of_an_earlier_checkpoint(trained, capsys):
     code, out, _ = cli(capsys, "compare", trained, "--json")
     assert json.loads(out)[0]["stale_eval"] is True
     code, _, _ = cli(capsys, "report", trained, "--out", trained / "r.html")
-    assert "of step 1, before the run trained on to step 2" in (trained / "r.html").read_text()
+    assert "of step 1, but the last checkpoint is of step 2" in (trained / "r.html").read_text()
     (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": 2, "epoch": 0}))
     code, out, _ = cli(capsys, "compare", trained)
     assert "12.50" in out and "12.50*" not in out
@@ -659,7 +663,7 @@ def test_a_file_system_without_flock_trains_with_a_warning(trained, capsys, monk
     monkeypatch.setattr(fcntl, "flock", no_locks)
     code, _, err = cli(capsys, "train", "--resume", trained, "--max-steps", 4)
     assert code == 0, err
-    assert "warning:" in err and "is not locked against a second training" in " ".join(err.split())
+    assert "warning:" in err and " ".join(err.split()).count("is not locked against a second training") == 1
 
 
 def test_sample_counts_the_labels_of_a_conditional_run_before_drawing_them(tmp_path, tiny_data, capsys, monkeypatch):
@@ -673,3 +677,129 @@ def test_sample_counts_the_labels_of_a_conditional_run_before_drawing_them(tmp_p
     monkeypatch.setattr("ganzoo.cli._sample_labels", labels_first)
     code, _, err = cli(capsys, "sample", run, "--n", 10**9, "--out", f"{tmp_path / 'all'}/")
     assert code == 2 and "samples need about" in " ".join(err.split())
+
+
+def test_scores_are_stale_when_the_last_checkpoint_is_another_step(trained, capsys):
+    from ganzoo.rundir import checkpoint_step
+
+    last = checkpoint_step(trained / "checkpoints" / "last.safetensors")
+    assert last == json.loads((trained / "summary.json").read_text())["steps"]
+    summary = json.loads((trained / "summary.json").read_text())
+    # resumed after `ganzoo eval`, trained on, then diverged: the summary is no longer "completed"
+    (trained / "summary.json").write_text(json.dumps({**summary, "status": "diverged", "steps": last + 7}))
+    (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": last - 1, "epoch": 0}))
+    code, out, _ = cli(capsys, "compare", trained)
+    assert code == 0 and "12.50*" in out
+    # scored while a resumed session trains on: the summary is older than the checkpoint scored
+    (trained / "summary.json").write_text(json.dumps({**summary, "steps": last - 1}))
+    (trained / "eval.json").write_text(json.dumps({"fid": 12.5, "step": last, "epoch": 0}))
+    code, out, _ = cli(capsys, "compare", trained)
+    assert code == 0 and "12.50" in out and "12.50*" not in out
+    for damaged in (b"", b"\xff" * 8, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}"):
+        (trained / "checkpoints" / "damaged.safetensors").write_bytes(damaged)
+        assert checkpoint_step(trained / "checkpoints" / "damaged.safetensors") is None
+
+
+def test_non_finite_scores_are_written_as_null_and_shown_as_a_dash(trained, capsys):
+    from ganzoo.evaluation import write_eval
+
+    write_eval(trained, {"fid": float("nan"), "kid": float("inf"), "step": 2, "floor": {"fid": 0.5}})
+    text = (trained / "eval.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text and json.loads(text)["fid"] is None
+    code, out, err = cli(capsys, "compare", trained)
+    assert code == 0, err
+    (trained / "eval.json").write_text(json.dumps({"fid": "12", "kid": None, "step": 2, "floor": None}))
+    code, _, err = cli(capsys, "compare", trained)
+    assert code == 0 and "Traceback" not in err
+    code, _, err = cli(capsys, "report", trained, "--out", trained / "r.html")
+    assert code == 0, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_of_two_processes_told_to_make_one_run_the_second_is_refused(tmp_path):
+    from ganzoo.errors import ConfigError
+    from ganzoo.rundir import RunLock, prepare_new_run
+
+    path = tmp_path / "run"
+    mine = prepare_new_run(path, overwrite=True)  # checked while the folder did not exist yet
+    other = prepare_new_run(path)
+    lock = RunLock(path)
+    lock.acquire()  # nothing to lock yet
+    with RunLock(path) as theirs:  # the other process gets there first and starts training
+        other.claim(theirs, new=True)
+        other.config.write_text("theirs")
+        with pytest.raises(ConfigError, match="being trained by another process"):
+            mine.claim(lock, new=True)  # --overwrite must not clear a run another process trains
+        assert other.config.read_text() == "theirs"
+    late = prepare_new_run(tmp_path / "late")
+    RunDir(tmp_path / "late").create()
+    (tmp_path / "late" / "config.toml").write_text("finished meanwhile")
+    with RunLock(late.path) as lock, pytest.raises(ConfigError, match="now holds a ganzoo run"):
+        late.claim(lock, new=True)  # without --overwrite a run that appeared since the checks is kept
+    assert (tmp_path / "late" / "config.toml").read_text() == "finished meanwhile"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_overwrite_keeps_the_lock_it_took_on_the_old_run(trained, tmp_path):
+    from ganzoo.errors import ConfigError
+    from ganzoo.rundir import LOCK_FILE, RunLock, prepare_new_run
+
+    run = prepare_new_run(trained, overwrite=True)
+    with RunLock(trained) as lock:
+        run.claim(lock, new=True)
+        assert sorted(p.name for p in trained.iterdir()) == [LOCK_FILE, "checkpoints", "samples"]
+        with pytest.raises(ConfigError, match="being trained by another process"):
+            RunLock(trained).acquire()  # the cleared folder is still locked: its lock file outlived the clearing
+    assert prepare_new_run(tmp_path / "fresh").path.name == "fresh"
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / LOCK_FILE).write_bytes(b"")  # a folder left with just a lock file is free to use
+    prepare_new_run(tmp_path / "fresh")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_the_run_lock_works_where_flock_needs_a_file_open_for_writing(trained, monkeypatch):
+    import fcntl
+    import warnings
+
+    from ganzoo.rundir import RunLock
+
+    real_flock = fcntl.flock
+
+    def nfs_flock(fd, operation):  # Linux NFS emulates flock with byte-range locks: LOCK_EX needs write access
+        if operation & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with RunLock(trained) as lock:
+            assert lock._held  # locked, not "not locked against a second training"
+
+
+def test_free_memory_counts_a_containers_cgroup_limit(tmp_path):
+    from ganzoo.sampling import cgroup_free
+
+    v2 = tmp_path / "v2"
+    job = v2 / "slurm" / "job_7"
+    job.mkdir(parents=True)
+    (v2 / "slurm" / "memory.max").write_text("8000000000\n")  # the parent's limit binds
+    (v2 / "slurm" / "memory.current").write_text("1000000000\n")
+    (job / "memory.max").write_text("max\n")
+    (job / "memory.current").write_text("500000000\n")
+    (v2 / "slurm" / "memory.stat").write_text("anon 1\ninactive_file 200000000\n")
+    own = tmp_path / "cgroup"
+    own.write_text("0::/slurm/job_7\n")
+    assert cgroup_free(v2, own) == 8_000_000_000 - 1_000_000_000 + 200_000_000
+    (v2 / "slurm" / "memory.max").write_text("max\n")
+    assert cgroup_free(v2, own) is None  # no limit anywhere: MemAvailable alone decides
+    v1 = tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)  # a container: its own cgroup is mounted as the root
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("4000000000\n")
+    (v1 / "memory" / "memory.usage_in_bytes").write_text("3000000000\n")
+    (v1 / "memory" / "memory.stat").write_text("total_inactive_file 1000000\n")
+    own.write_text("4:memory:/docker/abc\n0::/\n")
+    assert cgroup_free(v1, own) == 1_001_000_000
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup_free(v1, own) is None
+    assert cgroup_free(v1, tmp_path / "missing") is None
