@@ -253,7 +253,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from .report import number, run_facts
+    from .report import covered, field, number, run_facts
 
     runs = [run_facts(p) for p in args.runs]
     if args.json:
@@ -273,8 +273,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("img/s", lambda r, c, s, e: number(s.get("images_per_s"), ",.0f"), False),
         ("FID", lambda r, c, s, e: number(e.get("fid"), ".2f") + ("*" if r["stale_eval"] and "fid" in e else ""), True),
         ("KID", lambda r, c, s, e: number(e.get("kid"), ".4f"), False),
-        ("floor", lambda r, c, s, e: number((e.get("floor") or {}).get("fid"), ".2f"), False),
-        ("classes", lambda r, c, s, e: f"{e['classes_covered']}/{len(e['class_shares'])}" if "class_shares" in e else "-", True),
+        ("floor", lambda r, c, s, e: number(field(e.get("floor"), "fid"), ".2f"), False),
+        ("classes", lambda r, c, s, e: (covered(e) or "-").replace(" of ", "/"), True),
     ]
     wide = console.width >= 120 or not console.is_terminal
     datasets = {r["config"].get("data", {}).get("name", "?") for r in runs}
@@ -288,7 +288,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table.add_row(*(cell(r, r["config"], r["summary"], r["eval"]) for _, cell in shown))
     _whole_off_a_terminal(console, table)
     console.print(table)
-    floors = {number((r["eval"].get("floor") or {}).get("fid"), ".2f") for r in runs} - {"-"}
+    floors = {number(field(r["eval"].get("floor"), "fid"), ".2f") for r in runs} - {"-"}
     if not wide and floors:
         console.print(f"real-vs-real floor FID: {', '.join(sorted(floors))}; KID, images/s and more: --json "
                       "or a wider terminal")

@@ -45,6 +45,19 @@ def number(value: Any, spec: str, *, scale: float = 1.0) -> str:
     return format(value * scale, spec)
 
 
+def field(mapping: Any, key: str) -> Any:
+    """``mapping[key]``, or None where a hand-edited file has something else than a table there."""
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+def covered(scores: dict[str, Any]) -> str | None:
+    """"7 of 10" classes covered, or None where eval.json holds no such counts."""
+    count, shares = scores.get("classes_covered"), scores.get("class_shares")
+    if isinstance(count, int) and not isinstance(count, bool) and isinstance(shares, list):
+        return f"{count} of {len(shares)}"
+    return None
+
+
 def shown(value: Any, spec: str, unit: str = "", *, scale: float = 1.0) -> str | None:
     text = number(value, spec, scale=scale)
     return None if text == "-" else text + unit
@@ -78,9 +91,9 @@ def _scores(facts: dict[str, Any]) -> str:
                    "run `ganzoo eval` again" if facts.get("stale_eval") else None),
         ("FID (classifier features)", shown(e.get("fid"), ".3f")),
         ("KID", shown(e.get("kid"), ".4f")),
-        ("real-vs-real floor FID", shown((e.get("floor") or {}).get("fid"), ".3f")),
-        ("classes covered", f"{e['classes_covered']} of {len(e['class_shares'])}" if "class_shares" in e else None),
-        ("asked-for class recognised", f"{e['class_accuracy']:.1%}" if "class_accuracy" in e else None),
+        ("real-vs-real floor FID", shown(field(e.get("floor"), "fid"), ".3f")),
+        ("classes covered", covered(e)),
+        ("asked-for class recognised", shown(e.get("class_accuracy"), ".1%")),
     ]
     return "<table class=kv>" + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in items if v is not None) + "</table>"

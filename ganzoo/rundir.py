@@ -124,6 +124,9 @@ class RunDir:
 
     def create(self) -> None:
         """Make the folders, when training starts (a run that fails its checks leaves nothing behind)."""
+        if self.replace:
+            raise ValueError(f"{self.path}: a RunDir that replaces a run is cleared by claim(lock, new=True), "
+                             "under the lock, before create()")
         try:
             for folder in (self.path, self.samples, self.checkpoints):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -211,12 +214,18 @@ class RunLock:
             return
         if not self.path.is_dir():
             return
-        try:
-            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        lock_file = self.path / LOCK_FILE
+        try:  # 0o666 and the umask: in a group-shared folder the group's members can all open it
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 self._warn(exc)
-            return  # a run this process cannot write to, it cannot train either: check_writable says so
+                return
+            try:  # another user's lock file: a local flock needs only read access (NFS's then says EBADF)
+                fd = os.open(lock_file, os.O_RDONLY)
+            except OSError:
+                self._warn(exc)  # silent for a run this process cannot write to: it cannot train it either
+                return
         if any(os.path.samestat(os.fstat(fd), os.fstat(held)) for held in self._held):
             os.close(fd)  # flock on a second descriptor of the same file would conflict with our own
             return
@@ -233,7 +242,7 @@ class RunLock:
         self._held.append(fd)
 
     def _warn(self, exc: OSError) -> None:
-        if not self._warned:
+        if not self._warned and os.access(self.path, os.W_OK):
             self._warned = True
             warnings.warn(f"{self.path} is not locked against a second training ({exc.strerror or exc}); "
                           "do not train it from two processes at once", GanzooWarning, stacklevel=3)
@@ -302,7 +311,7 @@ def check_writable(folder: Path) -> None:
 
 
 def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
-    """The run directory for a new run, checked but not created (:meth:`RunDir.create` does that
+    """The run directory for a new run, checked but not created (:meth:`RunDir.claim` does that
     when training starts); a folder that already holds something is refused."""
     run = RunDir(Path(path), replace=overwrite)
     if run.path.exists() and not run.path.is_dir():

@@ -706,13 +706,23 @@ def test_non_finite_scores_are_written_as_null_and_shown_as_a_dash(trained, caps
     write_eval(trained, {"fid": float("nan"), "kid": float("inf"), "step": 2, "floor": {"fid": 0.5}})
     text = (trained / "eval.json").read_text()
     assert "NaN" not in text and "Infinity" not in text and json.loads(text)["fid"] is None
-    code, out, err = cli(capsys, "compare", trained)
-    assert code == 0, err
-    (trained / "eval.json").write_text(json.dumps({"fid": "12", "kid": None, "step": 2, "floor": None}))
-    code, _, err = cli(capsys, "compare", trained)
-    assert code == 0 and "Traceback" not in err
-    code, _, err = cli(capsys, "report", trained, "--out", trained / "r.html")
-    assert code == 0, err
+    code, out, err = cli(capsys, "compare", trained, "--json")
+    assert code == 0 and json.loads(out)[0]["eval"]["fid"] is None
+    for scores in ({"fid": float("nan"), "kid": float("inf"), "step": 2, "floor": {"fid": 0.5}},
+                   {"fid": "12", "kid": None, "step": 2, "floor": 1.5, "classes_covered": 3, "class_shares": None}):
+        write_eval(trained, scores)
+        code, out, err = cli(capsys, "compare", trained)
+        assert code == 0 and "Traceback" not in err, err
+        header = next(line.split() for line in out.splitlines() if "FID" in line.split())
+        row = next(line.split() for line in out.splitlines() if line.split()[:2] == [trained.name, "dcgan"])
+        fid = row[header.index("FID")]
+        assert fid == "-" and "nan" not in out.lower() and "None" not in out
+        code, _, err = cli(capsys, "report", trained, "--out", trained / "r.html")
+        assert code == 0, err
+        page = (trained / "r.html").read_text()
+        assert "<td>nan" not in page.lower() and "<td>none" not in page.lower()
+        assert "FID (classifier features)" not in page  # no score, no row
+        assert ("floor FID" in page) == isinstance(scores["floor"], dict)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
@@ -803,3 +813,25 @@ def test_free_memory_counts_a_containers_cgroup_limit(tmp_path):
     (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
     assert cgroup_free(v1, own) is None
     assert cgroup_free(v1, tmp_path / "missing") is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_another_users_lock_file_in_a_shared_folder_still_locks(trained, monkeypatch):
+    import warnings
+
+    from ganzoo.errors import ConfigError
+    from ganzoo.rundir import LOCK_FILE, RunLock
+
+    with RunLock(trained):  # a colleague trains it; their .lock is theirs, and not writable for us
+        real_open = os.open
+
+        def not_ours(path, flags, *mode):
+            if Path(path).name == LOCK_FILE and flags & os.O_ACCMODE != os.O_RDONLY:
+                raise PermissionError(errno.EACCES, "Permission denied")
+            return real_open(path, flags, *mode)
+
+        monkeypatch.setattr(os, "open", not_ours)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # locked, or refused: never silently unlocked
+            with pytest.raises(ConfigError, match="being trained by another process"):
+                RunLock(trained).acquire()
