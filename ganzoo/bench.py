@@ -28,6 +28,7 @@ from typing import Any
 
 from .atomic import atomic_write_bytes
 from .errors import EXIT_INTERRUPTED, CheckpointError, ConfigError, GanzooError, TrainingInterrupted, UnknownNameError
+from .plots import finite_number
 from .recipes import DEFAULT
 from .registry import get_dataset_spec, get_model_spec, list_models
 from .rundir import RunDir, check_writable, json_safe
@@ -348,7 +349,7 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
         return None
     write_eval(run, result)
     entry.scores, entry.status = _scores(result), "done"
-    if not all(isinstance(entry.scores.get(k), (int, float)) and math.isfinite(entry.scores[k]) for k in ("fid", "kid")):
+    if not all(finite_number(entry.scores.get(k)) for k in ("fid", "kid")):
         entry.status, entry.error = "failed", "its scores are not finite numbers: the samples hold NaN or inf"
     return None
 

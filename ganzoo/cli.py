@@ -274,7 +274,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("FID", lambda r, c, s, e: number(e.get("fid"), ".2f") + ("*" if r["stale_eval"] and "fid" in e else ""), True),
         ("KID", lambda r, c, s, e: number(e.get("kid"), ".4f"), False),
         ("floor", lambda r, c, s, e: number(field(e.get("floor"), "fid"), ".2f"), False),
-        ("classes", lambda r, c, s, e: (covered(e) or "-").replace(" of ", "/"), True),
+        ("classes", lambda r, c, s, e: covered(e, "/") or "-", True),
     ]
     wide = console.width >= 120 or not console.is_terminal
     datasets = {r["config"].get("data", {}).get("name", "?") for r in runs}

@@ -107,13 +107,16 @@ def curves_png(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, 
     return path
 
 
+def finite_number(value: object) -> bool:
+    """An int or float that is not NaN or infinite (and not a bool): what a chart or a table can show."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _points(records: Sequence[dict], key: str) -> list[tuple[float, float]]:
     """(step, value) of the records that hold both as finite numbers: a window that saw an inf
     (fp16 before the scaler skipped it), a diverged run's null or a hand-edited line is left out,
     not drawn as a line through infinity."""
-    def number(v: object) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return [(r["step"], r[key]) for r in records if number(r.get("step")) and number(r.get(key))]
+    return [(r["step"], r[key]) for r in records if finite_number(r.get("step")) and finite_number(r.get(key))]
 
 
 def loss_series(records: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:

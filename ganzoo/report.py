@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from .errors import GanzooError
-from .plots import curves_svg, loss_series, score_series
+from .plots import curves_svg, finite_number, loss_series, score_series
 from .rundir import RunDir, checkpoint_step
 from .tomlfile import load_toml
 
@@ -40,9 +39,7 @@ def stale_scores(scores: dict[str, Any], checkpoint_step: int | None) -> bool:
 
 def number(value: Any, spec: str, *, scale: float = 1.0) -> str:
     """``value`` formatted, or ``-`` where a hand-edited or older file holds no finite number there."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "-"
-    return format(value * scale, spec)
+    return format(value * scale, spec) if finite_number(value) else "-"
 
 
 def field(mapping: Any, key: str) -> Any:
@@ -50,11 +47,11 @@ def field(mapping: Any, key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, dict) else None
 
 
-def covered(scores: dict[str, Any]) -> str | None:
+def covered(scores: dict[str, Any], of: str = " of ") -> str | None:
     """"7 of 10" classes covered, or None where eval.json holds no such counts."""
     count, shares = scores.get("classes_covered"), scores.get("class_shares")
     if isinstance(count, int) and not isinstance(count, bool) and isinstance(shares, list):
-        return f"{count} of {len(shares)}"
+        return f"{count}{of}{len(shares)}"
     return None
 
 
