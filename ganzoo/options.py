@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["NoOptions", "build_options", "coerce", "describe_options", "option", "options_to_dict", "renamed_options"]
+__all__ = ["NoOptions", "build_options", "check_defaults", "coerce", "describe_options", "option", "options_to_dict", "renamed_options"]
 
 
 def option(default: Any, *, help: str = "", min: float | None = None, max: float | None = None,
@@ -216,6 +216,39 @@ def options_to_dict(options: Any) -> dict[str, Any]:
 def option_defaults(cls: type) -> dict[str, Any]:
     """Every field's default, TOML-friendly (tuples as lists; fields defaulting to None included)."""
     return {key: default for key, _, default, _ in describe_options(cls)}
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _configurable(annotation: Any) -> bool:
+    """Whether :func:`coerce` can check a value of this type (what a TOML config or ``--set`` can give)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or annotation in _PLAIN:
+        return True
+    if origin is Literal:
+        return all(isinstance(a, _PLAIN) for a in args)
+    if origin in (typing.Union, types.UnionType, tuple, list):
+        return bool(args) and all(_configurable(a) for a in args if a is not Ellipsis)
+    return False
+
+
+def check_defaults(cls: type) -> None:
+    """TypeError naming the first option whose type a config cannot give, or whose default its own
+    type or range refuses (``scale: int = option(0.5)``): such a default would train, and then the
+    run's config.toml would not load again (resume, sample, eval)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if not _configurable(hint):
+            raise TypeError(f"option {f.name!r} of {cls.__name__} is declared as {type_name(hint)}, which a config "
+                            "cannot give: use bool, int, float, str, a Literal, a tuple or list of these, or X | None")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        try:
+            _check_range(coerce(default, hint, f.name), f.metadata, f.name)
+        except ConfigError as exc:
+            raise TypeError(f"option {f.name!r} of {cls.__name__}: its default does not pass its own check "
+                            f"({exc})") from None
 
 
 def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:

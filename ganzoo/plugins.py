@@ -51,6 +51,7 @@ class PluginFailure:
     name: str
     error: str
     distribution: str | None = None
+    registration: tuple[str, str] | None = None  # (kind, name) of a registration refused or skipped
 
     def __str__(self) -> str:
         return f"plugin {self.name!r}: {self.error}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ConfigError, GanzooError, PluginError, UnknownNameError
-from .options import NoOptions, build_options, describe_options, renamed_options
+from .options import NoOptions, build_options, check_defaults, describe_options, renamed_options
 from .plugins import PluginFailure, PluginSet, call_each, load_plugins, register_plugin
 from .recipes import normalise_recipes
 
@@ -58,6 +58,7 @@ class Spec:
             describe_options(options)
         except Exception as exc:  # e.g. a type imported only under TYPE_CHECKING
             raise TypeError(f"the options of {options.__name__} cannot be read: {type(exc).__name__}: {exc}") from None
+        check_defaults(options)  # a default its own type refuses would train, then fail to resume
         fixed = dict(kwargs.pop("fixed", None) or {})
         if set(fixed) & {f.name for f in dataclasses.fields(options)}:
             raise ValueError("a fixed switch cannot also be an option")
@@ -195,9 +196,9 @@ class Registry:
     def failures(self) -> list[PluginFailure]:
         return self.plugins.failures
 
-    def _fail(self, plugin: str, error: str) -> None:
+    def _fail(self, plugin: str, error: str, registration: tuple[str, str] | None = None) -> None:
         info = self.plugins.infos.get(plugin)
-        self.plugins.failures.append(PluginFailure(plugin, error, info.distribution if info else None))
+        self.plugins.failures.append(PluginFailure(plugin, error, info.distribution if info else None, registration))
 
     def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
         spec_type = SPEC_TYPES[kind]
@@ -206,12 +207,12 @@ class Registry:
             try:
                 spec = spec_type.from_registration(name, build, plugin, dict(kwargs))
             except (TypeError, ValueError) as exc:
-                self._fail(plugin, f"cannot register {kind} {name!r}: {exc}")
+                self._fail(plugin, f"cannot register {kind} {name!r}: {exc}", (kind, str(name)))
                 return
             existing = self._items[kind].get(name)
             if existing is not None:
                 self._fail(plugin, f"{kind} {name!r} is already registered by plugin {existing.plugin!r}; "
-                                   f"plugin {plugin!r}'s registration was skipped")
+                                   f"this plugin's registration of it was skipped", (kind, name))
                 return
             self._items[kind][name] = spec
 

@@ -15,6 +15,7 @@ does nothing unless a test uses it, and it imports torch only inside the checks.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -62,10 +63,14 @@ def build(model: str, shape: tuple[int, int, int]) -> Any:
 
     try:
         return ganzoo.create_model(model, image_shape=shape)
-    except ConfigError as exc:
-        if "label" not in str(exc) and "class" not in str(exc):
-            raise
-        return ganzoo.create_model(model, image_shape=shape, num_classes=CLASSES)
+    except ConfigError as plain:
+        try:  # a class-conditional model refuses to be built without classes, in words of its own
+            return ganzoo.create_model(model, image_shape=shape, num_classes=CLASSES)
+        except ConfigError as conditional:
+            if str(conditional) == str(plain):
+                raise plain from None
+            raise ConfigError(f"{model!r} could not be built for image_shape {shape}: without classes, {plain}; "
+                              f"with {CLASSES} classes, {conditional}") from None
 
 
 def labels_for(gan: Any, n: int) -> Any:
@@ -116,10 +121,14 @@ def compatible_losses(gan: Any) -> tuple[list[str], dict[str, str]]:
 
 @contextmanager
 def _fail_with(advice: str) -> Iterator[None]:
+    """A failed check, or an error the plugin's code raised inside it, as a failure that says what to
+    fix (an error keeps its traceback, chained, to point at the plugin's line)."""
     try:
         yield
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n\nWhat to fix: {advice}") from None
+    except Exception as exc:
+        raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
 
 
 def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
@@ -154,16 +163,26 @@ def _check_known(models: Sequence[str]) -> None:
     import ganzoo
     from ganzoo.errors import GanzooError
 
+    from ganzoo.registry import get_registry
+
+    failures = get_registry().failures
     for model in models:
+        refused = [f for f in failures if f.registration == ("model", model)]
         try:
-            ganzoo.get_model_spec(model)
+            spec = ganzoo.get_model_spec(model)
         except GanzooError as exc:
             problem = str(exc)
         else:
+            if refused:  # two plugins register the name: the checks would test the one that was kept
+                pytest.fail(f"ganzoo conformance: model {model!r} is registered by plugin {spec.plugin!r}, and " +
+                            "; ".join(f"plugin {f.name!r} registers it too ({f.error})" for f in refused) +
+                            ". These checks would test plugin " + repr(spec.plugin) + "'s model: uninstall one "
+                            "of them or rename the model.", pytrace=False)
             continue
-        from ganzoo.registry import get_registry
-
-        failed = "".join(f"\n  plugin {f.name!r}: {f.error}" for f in get_registry().failures)
+        if refused:  # the plugin is there, but its registration was refused: say why, first
+            pytest.fail("ganzoo conformance: model " + repr(model) + " was not registered: " +
+                        "; ".join(str(f) for f in refused), pytrace=False)
+        failed = "".join(f"\n  {f}" for f in failures)
         pytest.fail(f"ganzoo conformance: {problem} Is the plugin that registers it installed in this "
                     "environment?" + (f" These plugins failed to load or register:{failed}" if failed else ""),
                     pytrace=False)
@@ -199,7 +218,7 @@ class ConformanceSuite:
 
     def test_registration_metadata(self, model: str) -> None:
         import ganzoo
-        from ganzoo.options import describe_options
+        from ganzoo.options import check_defaults
         from ganzoo.registry import get_registry
 
         spec = ganzoo.get_model_spec(model)
@@ -210,7 +229,7 @@ class ConformanceSuite:
             for f in dataclasses.fields(spec.options):
                 assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, \
                     f"option {f.name!r} of {model!r} has no default"
-            describe_options(spec.options)  # every field has a type ganzoo can check
+            check_defaults(spec.options)  # every field has a type a config can give, and a default that passes it
             assert spec.plugin in get_registry().plugins.infos, f"model {model!r} comes from no loaded plugin"
 
     def test_builds_and_shapes(self, model: str, shape: tuple[int, int, int]) -> None:
@@ -297,7 +316,9 @@ class ConformanceSuite:
 
         _train(model, tiny_data, tmp_path / "straight", epochs=2)
         split = _train(model, tiny_data, tmp_path / "split", epochs=1)
-        ganzoo.train(resume=split.path, epochs=2)
+        with _fail_with("create every parameter and buffer in __init__ (not lazily in forward), so that a "
+                        "checkpoint loads into a freshly built model"):
+            ganzoo.train(resume=split.path, epochs=2)
         a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
         b, _ = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")
         for prefix in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
@@ -331,7 +352,7 @@ class ConformanceSuite:
                         mixed.add(str(func))
                 return out
 
-        with Watch():
+        with _fail_with("G and D must run on channels-last tensors of the shapes they were built for"), Watch():
             fake = gan.generator(gan.generator.sample_latent(6), y)
             out = gan.discriminator(torch.cat([real.contiguous(memory_format=torch.channels_last), fake]),
                                     torch.cat([y, y]) if y is not None else None)
@@ -347,13 +368,22 @@ class ConformanceSuite:
         info = get_registry().plugins.infos.get(ganzoo.get_model_spec(model).plugin)
         if info is None or info.distribution is None:
             pytest.skip(f"{model} is registered at run time, not through an entry point")
+        # import the module, then load the registry with this plugin alone (its register hooks run)
         probe = (f"import sys, importlib; importlib.import_module({info.module.split(':')[0]!r}); "
-                 "print('torch' in sys.modules)")
-        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+                 "imported = 'torch' in sys.modules; import ganzoo; ganzoo.list_models(); "
+                 "print(imported, 'torch' in sys.modules)")
+        from ganzoo.plugins import ONLY_ENV
+
+        env = {**os.environ, ONLY_ENV: info.name}
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
+        imported, registered = result.stdout.split()[-2:]
         with _fail_with("import torch inside build(), not at the top of the module the entry point names, so "
                         "that `ganzoo list` stays fast"):
-            assert result.stdout.strip() == "False", f"importing {info.module} imports torch"
+            assert imported == "False", f"importing {info.module} imports torch"
+        with _fail_with("import torch (and the modules that do) inside build(), not in the register_* hook, so "
+                        "that `ganzoo list` stays fast"):
+            assert registered == "False", f"registering plugin {info.name!r}'s models and components imports torch"
 
 
 def conformance(*models: str, shapes: Sequence[tuple[int, int, int]] = SHAPES) -> type:

@@ -103,3 +103,105 @@ def test_naming_no_model_fails_instead_of_skipping_every_check(tmp_path):
     out = result.stdout
     assert result.returncode != 0 and "skipped" not in out and "passed" not in out, out[-3000:]
     assert "ganzoo conformance: no model named" in out and "--ganzoo-conformance mygan" in out, out[-3000:]
+
+
+def test_an_error_raised_by_the_plugin_says_what_to_fix_and_conditional_models_build_in_any_words(tmp_path):
+    """A D written for 28x28 raises torch's own RuntimeError at 3x32x32: the check says what to fix,
+    and keeps the error's traceback. A conditional model may refuse to build without classes in words
+    of its own (no 'label' or 'class' in them): the suite gives it classes."""
+    plugin = tmp_path / "test_two_plugins.py"
+    plugin.write_text('''
+import torch
+from torch import nn
+
+import ganzoo
+from ganzoo import hookimpl
+from ganzoo.errors import ConfigError
+from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.testing import conformance
+
+
+class G(Generator):
+    def __init__(self, image_shape, num_classes=None):
+        super().__init__(8, image_shape, num_classes)
+        self.net = nn.Linear(8, image_shape[0] * image_shape[1] * image_shape[2])
+
+    def forward(self, z, y=None):
+        return torch.tanh(self.net(z)).reshape(-1, *self.image_shape)
+
+
+class D28(Discriminator):
+    def __init__(self, image_shape):
+        super().__init__(image_shape)
+        self.net = nn.Linear(28 * 28, 1)   # written for one shape only
+
+    def forward(self, x, y=None):
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+class DAny(Discriminator):
+    def __init__(self, image_shape, num_classes=None):
+        super().__init__(image_shape)
+        self.net = nn.Linear(1, 1)
+
+    def forward(self, x, y=None):
+        return self.net(x.mean((1, 2, 3))[:, None]).squeeze(1)
+
+
+def conditional(options, *, image_shape, num_classes=None):
+    if num_classes is None:
+        raise ConfigError("picky is conditional: train it on a dataset with categories")
+    return GAN(G(image_shape, num_classes), DAny(image_shape, num_classes))
+
+
+class Plugin:
+    @hookimpl
+    def register_models(self, register):
+        register("fixed28", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D28(image_shape)),
+                 description="a D for 28x28 only")
+        register("picky", conditional, description="a conditional model")
+
+
+ganzoo.add_plugin(Plugin(), name="two")
+TestTwo = conformance("fixed28", "picky")
+''')
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", str(plugin),
+                             "-k", "shapes"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = result.stdout
+    assert "1 failed, 3 passed" in out, out[-3000:]  # fixed28 at 3x32x32 only
+    assert "FAILED test_two_plugins.py::TestTwo::test_builds_and_shapes[fixed28-3x32x32]" in out, out[-3000:]
+    assert "AssertionError: RuntimeError: mat1 and mat2 shapes cannot be multiplied" in out, out[-3000:]
+    assert "What to fix: build(options, *, image_shape, num_classes)" in out, out[-3000:]
+    assert "self.net(x.flatten(1))" in out, out[-3000:]  # the plugin's own line, from the chained traceback
+
+
+def test_a_refused_registration_is_the_reason_given_not_a_did_you_mean(tmp_path):
+    (tmp_path / "test_half.py").write_text('''
+from dataclasses import dataclass
+
+import ganzoo
+from ganzoo import hookimpl, option
+from ganzoo.testing import conformance
+
+
+@dataclass(frozen=True)
+class Options:
+    scale: int = option(0.5)
+
+
+class Plugin:
+    @hookimpl
+    def register_models(self, register):
+        register("wgn", lambda o, *, image_shape, num_classes=None: None, options=Options, description="x")
+
+
+ganzoo.add_plugin(Plugin(), name="half")
+TestHalf = conformance("wgn")
+''')
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_half.py"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 2 and "1 error" in out and "did you mean" not in out, out[-3000:]
+    assert ("ganzoo conformance: model 'wgn' was not registered: plugin 'half': cannot register model 'wgn': option "
+            "'scale' of Options: its default does not pass its own check (config key 'scale' must be an integer, "
+            "got 0.5)") in out, out[-3000:]

@@ -37,7 +37,9 @@ def test_a_duplicate_name_is_an_error_naming_both_plugins(monkeypatch):
     registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("copycat", fake))
     [failure] = registry.failures
     assert failure.name == "copycat"
-    assert "'dcgan' is already registered by plugin 'dcgan'" in failure.error
+    assert failure.error == ("model 'dcgan' is already registered by plugin 'dcgan'; this plugin's registration "
+                             "of it was skipped")
+    assert failure.registration == ("model", "dcgan")
     assert registry.get("model", "dcgan").plugin == "dcgan"  # the first registration stands
 
 
@@ -58,6 +60,43 @@ def test_bad_registration_arguments_are_reported(monkeypatch):
     assert "fine" in registry.names("model")
     assert len(registry.failures) == 2
     assert all(f.name == "sloppy" for f in registry.failures)
+    assert registry.failures[0].registration == ("model", "Bad Name")
+
+
+def test_an_option_whose_default_its_own_type_refuses_is_not_registered(monkeypatch):
+    """It would train, and then the run's config.toml would not load again (resume, sample, eval)."""
+
+    @dataclass(frozen=True)
+    class Half:
+        scale: int = option(0.5)
+
+    @dataclass(frozen=True)
+    class Stringly:
+        width: int = option("32")
+
+    @dataclass(frozen=True)
+    class Below:
+        depth: int = option(0, min=1)
+
+    @dataclass(frozen=True)
+    class Table:
+        extra: dict = option({"a": 1})
+
+    def hook(register):
+        for name, options in (("half", Half), ("stringly", Stringly), ("below", Below), ("table", Table),
+                              ("fine", TinyOptions)):
+            register(name, tiny_build, options=options)
+
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("sloppy", module("sloppy", register_models=hook)))
+    assert registry.names("model", ["half", "stringly", "below", "table", "fine"]) == ["fine"]
+    errors = {f.registration[1]: f.error for f in registry.failures}
+    assert errors["half"] == ("cannot register model 'half': option 'scale' of Half: its default does not pass its "
+                              "own check (config key 'scale' must be an integer, got 0.5)")
+    assert "must be an integer, got '32'" in errors["stringly"]
+    assert "must be at least 1, got 0" in errors["below"]
+    assert errors["table"] == ("cannot register model 'table': option 'extra' of Table is declared as dict, which a "
+                               "config cannot give: use bool, int, float, str, a Literal, a tuple or list of these, "
+                               "or X | None")
 
 
 

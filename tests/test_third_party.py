@@ -158,3 +158,60 @@ def test_a_broken_installed_plugin_leaves_the_cli_usable(venv, tmp_path):
     plugins = json.loads(venv.ganzoo("plugins", "--json").stdout)
     assert [(f["name"], f["package"]) for f in plugins["failed"]] == [("broken", "ganzoo-broken")]
     subprocess.run([venv.python, "-m", "pip", "uninstall", "-q", "-y", "ganzoo-broken"], check=True)
+
+
+def test_conformance_catches_torch_imported_at_registration_and_a_second_plugin_of_the_same_name(venv, tmp_path):
+    """Two mistakes only installed plugins can make: importing torch in the register hook (the module
+    itself stays light, so `ganzoo list` gets slow unnoticed), and a model name another installed
+    plugin registers first (the checks would test that other plugin's model)."""
+    assert venv.ganzoo("new-plugin", "twin", "--dir", tmp_path).returncode == 0
+    package = tmp_path / "ganzoo-twin"
+    init = package / "ganzoo_twin" / "__init__.py"
+    source = init.read_text()
+    hook = "def register_models(register: Any) -> None:\n"
+    assert hook in source
+    init.write_text(source.replace(hook, hook + "    from . import nets  # noqa: F401  (imports torch)\n"))
+    venv.pip_install(package)
+
+    def conformance(*args: str) -> str:
+        result = venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "--ganzoo-conformance", "twin", *args,
+                          cwd=tmp_path)
+        return result.stdout + result.stderr
+
+    try:
+        out = conformance("-k", "torch")
+        assert "1 failed" in out, out[-3000:]
+        assert "registering plugin 'twin''s models and components imports torch" in out, out[-3000:]
+        assert "What to fix: import torch (and the modules that do) inside build(), not in the register_* hook" in out
+
+        copycat = tmp_path / "ganzoo-copycat"
+        (copycat / "ganzoo_copycat").mkdir(parents=True)
+        (copycat / "pyproject.toml").write_text(textwrap.dedent("""
+            [build-system]
+            requires = ["setuptools>=64"]
+            build-backend = "setuptools.build_meta"
+            [project]
+            name = "ganzoo-copycat"
+            version = "1.0"
+            [project.entry-points.ganzoo]
+            copycat = "ganzoo_copycat"
+            [tool.setuptools]
+            packages = ["ganzoo_copycat"]
+        """))
+        (copycat / "ganzoo_copycat" / "__init__.py").write_text(textwrap.dedent("""
+            from ganzoo import hookimpl
+            from ganzoo_twin import Options, build
+
+            @hookimpl
+            def register_models(register):
+                register("twin", build, options=Options, description="another plugin's twin")
+        """))
+        venv.pip_install(copycat)
+        out = conformance("-k", "registration")  # 'copycat' loads first (entry points by name): it keeps the name
+        assert "1 error" in out and "passed" not in out, out[-3000:]
+        assert ("ganzoo conformance: model 'twin' is registered by plugin 'copycat', and plugin 'twin' registers it "
+                "too") in " ".join(out.split()), out[-3000:]
+        assert "Traceback" not in out, out[-3000:]
+    finally:
+        subprocess.run([venv.python, "-m", "pip", "uninstall", "-q", "-y", "ganzoo-twin", "ganzoo-copycat"],
+                       env=venv.env, check=False)
