@@ -228,27 +228,46 @@ def _configurable(annotation: Any) -> bool:
         return True
     if origin is Literal:
         return all(isinstance(a, _PLAIN) for a in args)
-    if origin in (typing.Union, types.UnionType, tuple, list):
-        return bool(args) and all(_configurable(a) for a in args if a is not Ellipsis)
+    if origin in (typing.Union, types.UnionType, tuple, list):  # typing.List alone: a list of anything
+        return all(_configurable(a) for a in args if a is not Ellipsis)
     return False
+
+
+def _as_written(annotation: Any) -> str:
+    """A type as its author wrote it: ``dict``, ``dict[str, int] | None``."""
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def _plain(value: Any) -> Any:
+    """A value as a config file holds it: tuples as lists, at any depth."""
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def check_defaults(cls: type) -> None:
     """TypeError naming the first option whose type a config cannot give, or whose default its own
-    type or range refuses (``scale: int = option(0.5)``): such a default would train, and then the
-    run's config.toml would not load again (resume, sample, eval)."""
+    type or range refuses or would change (``scale: int = option(0.5)``, ``rate: float =
+    option("0.5")``): such a default would train, and then the run's config.toml would not load
+    again, or would load as another value (resume, sample, eval). A default of None is "not set"
+    (config files leave it out), whatever the type."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         if not _configurable(hint):
-            raise TypeError(f"option {f.name!r} of {cls.__name__} is declared as {type_name(hint)}, which a config "
-                            "cannot give: use bool, int, float, str, a Literal, a tuple or list of these, or X | None")
+            raise TypeError(f"option {f.name!r} of {cls.__name__} is declared as {_as_written(hint)}, which a "
+                            "config cannot give: use bool, int, float, str, a Literal, a tuple or list of these, "
+                            "or X | None")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if default is None:
+            continue
         try:
-            _check_range(coerce(default, hint, f.name), f.metadata, f.name)
+            value = coerce(default, hint, f.name)
+            _check_range(value, f.metadata, f.name)
         except ConfigError as exc:
             raise TypeError(f"option {f.name!r} of {cls.__name__}: its default does not pass its own check "
                             f"({exc})") from None
+        if _plain(value) != _plain(default):
+            raise TypeError(f"option {f.name!r} of {cls.__name__}: its default {default!r} would be read back from "
+                            f"a config as {value!r}; write it as {value!r}")
 
 
 def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:

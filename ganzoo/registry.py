@@ -184,6 +184,7 @@ class Registry:
     def __init__(self, plugins: PluginSet) -> None:
         self.plugins = plugins
         self._items: dict[str, dict[str, Spec]] = {kind: {} for kind in SPEC_TYPES}
+        self._failures: list[PluginFailure] = []  # this registry's own: a rebuilt one does not repeat them
         for kind, spec_type in SPEC_TYPES.items():
             caller = getattr(plugins.manager.hook, spec_type.hook)
 
@@ -194,11 +195,12 @@ class Registry:
 
     @property
     def failures(self) -> list[PluginFailure]:
-        return self.plugins.failures
+        """Plugins that failed to load, then registrations that raised, were refused or were skipped."""
+        return [*self.plugins.failures, *self._failures]
 
     def _fail(self, plugin: str, error: str, registration: tuple[str, str] | None = None) -> None:
         info = self.plugins.infos.get(plugin)
-        self.plugins.failures.append(PluginFailure(plugin, error, info.distribution if info else None, registration))
+        self._failures.append(PluginFailure(plugin, error, info.distribution if info else None, registration))
 
     def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
         spec_type = SPEC_TYPES[kind]

@@ -61,16 +61,18 @@ def build(model: str, shape: tuple[int, int, int]) -> Any:
     import ganzoo
     from ganzoo.errors import ConfigError
 
-    try:
-        return ganzoo.create_model(model, image_shape=shape)
-    except ConfigError as plain:
-        try:  # a class-conditional model refuses to be built without classes, in words of its own
-            return ganzoo.create_model(model, image_shape=shape, num_classes=CLASSES)
-        except ConfigError as conditional:
-            if str(conditional) == str(plain):
-                raise plain from None
-            raise ConfigError(f"{model!r} could not be built for image_shape {shape}: without classes, {plain}; "
-                              f"with {CLASSES} classes, {conditional}") from None
+    with _fail_with(f"build(options, *, image_shape, num_classes=None) must build the model for image_shape {shape} "
+                    "at its default options (check other shapes with conformance(..., shapes=[...]))"):
+        try:
+            return ganzoo.create_model(model, image_shape=shape)
+        except ConfigError as plain:
+            try:  # a class-conditional model refuses to be built without classes, in words of its own
+                return ganzoo.create_model(model, image_shape=shape, num_classes=CLASSES)
+            except ConfigError as conditional:
+                if str(conditional) == str(plain):
+                    raise plain from None
+                raise ConfigError(f"{model!r} could not be built for image_shape {shape}: without classes, "
+                                  f"{plain}; with {CLASSES} classes, {conditional}") from None
 
 
 def labels_for(gan: Any, n: int) -> Any:
@@ -126,6 +128,8 @@ def _fail_with(advice: str) -> Iterator[None]:
     try:
         yield
     except AssertionError as exc:
+        if "\n\nWhat to fix: " in str(exc):  # an inner check's advice is the more precise
+            raise
         raise AssertionError(f"{exc}\n\nWhat to fix: {advice}") from None
     except Exception as exc:
         raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
@@ -173,11 +177,11 @@ def _check_known(models: Sequence[str]) -> None:
         except GanzooError as exc:
             problem = str(exc)
         else:
-            if refused:  # two plugins register the name: the checks would test the one that was kept
-                pytest.fail(f"ganzoo conformance: model {model!r} is registered by plugin {spec.plugin!r}, and " +
-                            "; ".join(f"plugin {f.name!r} registers it too ({f.error})" for f in refused) +
-                            ". These checks would test plugin " + repr(spec.plugin) + "'s model: uninstall one "
-                            "of them or rename the model.", pytrace=False)
+            if refused:  # two plugins register the name: which one is meant, the checks cannot tell
+                pytest.fail(f"ganzoo conformance: model {model!r} is registered by plugin {spec.plugin!r}, and "
+                            "another plugin registers the name too: " + "; ".join(map(str, refused)) + ". The "
+                            "checks cannot tell which plugin's model you mean: uninstall one of them or rename "
+                            "the model.", pytrace=False)
             continue
         if refused:  # the plugin is there, but its registration was refused: say why, first
             pytest.fail("ganzoo conformance: model " + repr(model) + " was not registered: " +
@@ -260,10 +264,10 @@ class ConformanceSuite:
 
         gan = build(model, SHAPES[0])
         y = labels_for(gan, 6)
-        first = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1))
-        again = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1), batch_size=4)
         with _fail_with("draw noise only from the generator passed to sample_latent, and keep eval mode free of "
                         "randomness (dropout is off in eval mode)"):
+            first = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1))
+            again = gan.generator.sample(6, y=y, generator=torch.Generator().manual_seed(1), batch_size=4)
             torch.testing.assert_close(first, again, msg="the same seed gave other images")
 
     def test_every_parameter_learns_with_every_loss_that_accepts_it(self, model: str, loss: str) -> None:
@@ -286,12 +290,16 @@ class ConformanceSuite:
                         opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=0.0), device_type="cpu")
         real = torch.rand(8, *SHAPES[0]) * 2 - 1
         y = labels_for(gan, 8)
-        z = gan.generator.sample_latent(8)
-        _, fake, _ = discriminator_update(m, real, y, z)
+        with _fail_with(f"D's training step with the {loss!r} loss raised: G and D must take the batch and "
+                        "labels the trainer gives (D returns [N] logits or a DiscriminatorOutput)"):
+            z = gan.generator.sample_latent(8)
+            _, fake, _ = discriminator_update(m, real, y, z)
         silent = [n for n, p in gan.discriminator.named_parameters() if p.requires_grad and p.grad is None]
         with _fail_with("every parameter of D should take part in D's loss; remove unused layers"):
             assert not silent, f"D's parameters without a gradient under {loss}: {silent}"
-        generator_update(m, real, fake, y, z, g_step=0)
+        with _fail_with(f"G's training step with the {loss!r} loss raised: G and D must take the batch and "
+                        "labels the trainer gives"):
+            generator_update(m, real, fake, y, z, g_step=0)
         silent = [n for n, p in gan.generator.named_parameters() if p.requires_grad and p.grad is None]
         with _fail_with("every parameter of G should shape its images (an embedding that is never used?)"):
             assert not silent, f"G's parameters without a gradient under {loss}: {silent}"
@@ -301,12 +309,13 @@ class ConformanceSuite:
     def test_a_few_cpu_steps_train_without_nan(self, model: str, tiny_data: Path, tmp_path: Path) -> None:
         import math
 
-        run = _train(model, tiny_data, tmp_path / "run", max_steps=4)
         with _fail_with("a loss became NaN or inf within four steps at the default options: check the "
                         "initialisation and that D's logits are not squashed"):
+            run = _train(model, tiny_data, tmp_path / "run", max_steps=4)
             assert run.summary["status"] == "completed" and run.summary["steps"] == 4
             assert all(math.isfinite(v) for v in run.summary["final"].values()), run.summary["final"]
-        assert run.sample(3).shape[1:] == (1, 28, 28)
+        with _fail_with("a trained run must sample: G's sample() draws [n, C, H, W] images"):
+            assert run.sample(3).shape[1:] == (1, 28, 28)
 
     def test_checkpoint_round_trip_resumes_bit_exactly(self, model: str, tiny_data: Path, tmp_path: Path) -> None:
         import torch
@@ -314,11 +323,18 @@ class ConformanceSuite:
         import ganzoo
         from ganzoo.checkpoint import load_checkpoint, split_prefix
 
-        _train(model, tiny_data, tmp_path / "straight", epochs=2)
-        split = _train(model, tiny_data, tmp_path / "split", epochs=1)
-        with _fail_with("create every parameter and buffer in __init__ (not lazily in forward), so that a "
-                        "checkpoint loads into a freshly built model"):
-            ganzoo.train(resume=split.path, epochs=2)
+        from ganzoo.errors import CheckpointError
+
+        with _fail_with("two short trainings on tiny data must run (see test_a_few_cpu_steps_train_without_nan)"):
+            _train(model, tiny_data, tmp_path / "straight", epochs=2)
+            split = _train(model, tiny_data, tmp_path / "split", epochs=1)
+        with _fail_with("a run of the model must resume from its last checkpoint (ganzoo.train(resume=RUN))"):
+            try:
+                ganzoo.train(resume=split.path, epochs=2)
+            except CheckpointError as exc:
+                raise AssertionError(f"CheckpointError: {exc}\n\nWhat to fix: create every parameter and buffer "
+                                     "in __init__ (not lazily in forward), so that a checkpoint loads into a freshly "
+                                     "built model") from exc
         a, _ = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
         b, _ = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")
         for prefix in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
@@ -370,14 +386,16 @@ class ConformanceSuite:
             pytest.skip(f"{model} is registered at run time, not through an entry point")
         # import the module, then load the registry with this plugin alone (its register hooks run)
         probe = (f"import sys, importlib; importlib.import_module({info.module.split(':')[0]!r}); "
-                 "imported = 'torch' in sys.modules; import ganzoo; ganzoo.list_models(); "
-                 "print(imported, 'torch' in sys.modules)")
+                 f"imported = 'torch' in sys.modules; import ganzoo; listed = {model!r} in ganzoo.list_models(); "
+                 "print(imported, 'torch' in sys.modules, listed)")
         from ganzoo.plugins import ONLY_ENV
 
         env = {**os.environ, ONLY_ENV: info.name}
         result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
-        imported, registered = result.stdout.split()[-2:]
+        imported, registered, listed = result.stdout.split()[-3:]
+        assert listed == "True", (f"loaded alone (GANZOO_PLUGINS={info.name}), plugin {info.name!r} registers no "
+                                  f"model {model!r}: {result.stderr.strip()[-2000:]}")
         with _fail_with("import torch inside build(), not at the top of the module the entry point names, so "
                         "that `ganzoo list` stays fast"):
             assert imported == "False", f"importing {info.module} imports torch"

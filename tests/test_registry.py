@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import pytest
@@ -43,6 +44,25 @@ def test_a_duplicate_name_is_an_error_naming_both_plugins(monkeypatch):
     assert registry.get("model", "dcgan").plugin == "dcgan"  # the first registration stands
 
 
+def test_adding_a_plugin_does_not_repeat_the_registration_failures_already_reported():
+    class Sloppy:
+        @ganzoo.hookimpl
+        def register_models(self, register):
+            register("Bad Name", tiny_build, options=TinyOptions)
+
+    class Fine:
+        @ganzoo.hookimpl
+        def register_losses(self, register):
+            register("fine-loss", lambda o: None)
+
+    ganzoo.add_plugin(Sloppy(), name="sloppy")
+    ganzoo.add_plugin(Fine(), name="fine")  # the registry is rebuilt: Sloppy's hook runs again
+    from ganzoo.registry import get_registry
+
+    assert [(f.name, f.registration) for f in get_registry().failures] == [("sloppy", ("model", "Bad Name"))]
+    assert "fine-loss" in ganzoo.list_losses()
+
+
 def test_a_builder_returning_the_wrong_type_is_a_plugin_error(monkeypatch):
     fake = module("wrong", register_models=lambda register: register("wrong", lambda o, **kw: [1, 2], options=TinyOptions))
     with_fake_entry_points(monkeypatch, FakeEntryPoint("wrong", fake))
@@ -82,14 +102,28 @@ def test_an_option_whose_default_its_own_type_refuses_is_not_registered(monkeypa
     class Table:
         extra: dict = option({"a": 1})
 
+    @dataclass(frozen=True)
+    class Reread:
+        rate: float = option("0.5")  # coerce reads it, as 0.5: the run would resume with another value
+
+    @dataclass(frozen=True)
+    class Unset:  # None is "not set" (config files leave it out); a float default may be an int
+        seed: int = option(None)
+        gain: float = option(1)
+        sizes: tuple[float, ...] = option((1, 2))
+        anything: typing.List = option([1, "x"])
+
     def hook(register):
         for name, options in (("half", Half), ("stringly", Stringly), ("below", Below), ("table", Table),
-                              ("fine", TinyOptions)):
+                              ("reread", Reread), ("unset", Unset), ("fine", TinyOptions)):
             register(name, tiny_build, options=options)
 
     registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("sloppy", module("sloppy", register_models=hook)))
-    assert registry.names("model", ["half", "stringly", "below", "table", "fine"]) == ["fine"]
+    assert registry.names("model", ["half", "stringly", "below", "table", "reread", "unset", "fine"]) == [
+        "fine", "unset"]
     errors = {f.registration[1]: f.error for f in registry.failures}
+    assert errors["reread"] == ("cannot register model 'reread': option 'rate' of Reread: its default '0.5' would "
+                                "be read back from a config as 0.5; write it as 0.5")
     assert errors["half"] == ("cannot register model 'half': option 'scale' of Half: its default does not pass its "
                               "own check (config key 'scale' must be an integer, got 0.5)")
     assert "must be an integer, got '32'" in errors["stringly"]
