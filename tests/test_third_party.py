@@ -56,6 +56,26 @@ class Venv:
         return self.run("-m", "ganzoo", *map(str, args), **kwargs)
 
 
+def write_package(folder: Path, name: str, source: str) -> Path:
+    """A one-module plugin package, ``ganzoo-NAME`` holding ``ganzoo_NAME``, entry point ``NAME``."""
+    package = folder / f"ganzoo-{name}"
+    (package / f"ganzoo_{name}").mkdir(parents=True)
+    (package / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "ganzoo-{name}"
+        version = "9.9"
+        [project.entry-points.ganzoo]
+        {name} = "ganzoo_{name}"
+        [tool.setuptools]
+        packages = ["ganzoo_{name}"]
+    """))
+    (package / f"ganzoo_{name}" / "__init__.py").write_text(textwrap.dedent(source))
+    return package
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Venv:
     env = Venv(tmp_path_factory.mktemp("venv") / "env")
@@ -133,22 +153,7 @@ def test_new_plugin_scaffold_installs_and_passes_its_own_test(venv, data_root, t
 
 
 def test_a_broken_installed_plugin_leaves_the_cli_usable(venv, tmp_path):
-    package = tmp_path / "ganzoo-broken"
-    (package / "ganzoo_broken").mkdir(parents=True)
-    (package / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "ganzoo-broken"
-        version = "9.9"
-        [project.entry-points.ganzoo]
-        broken = "ganzoo_broken"
-        [tool.setuptools]
-        packages = ["ganzoo_broken"]
-    """))
-    (package / "ganzoo_broken" / "__init__.py").write_text("import a_module_that_does_not_exist\n")
-    venv.pip_install(package)
+    venv.pip_install(write_package(tmp_path, "broken", "import a_module_that_does_not_exist\n"))
 
     listing = venv.ganzoo("list")
     assert listing.returncode == 0 and "dcgan" in listing.stdout
@@ -184,21 +189,7 @@ def test_conformance_catches_torch_imported_at_registration_and_a_second_plugin_
         assert "registering plugin 'twin''s models and components imports torch" in out, out[-3000:]
         assert "What to fix: import torch (and the modules that do) inside build(), not in the register_* hook" in out
 
-        copycat = tmp_path / "ganzoo-copycat"
-        (copycat / "ganzoo_copycat").mkdir(parents=True)
-        (copycat / "pyproject.toml").write_text(textwrap.dedent("""
-            [build-system]
-            requires = ["setuptools>=64"]
-            build-backend = "setuptools.build_meta"
-            [project]
-            name = "ganzoo-copycat"
-            version = "1.0"
-            [project.entry-points.ganzoo]
-            copycat = "ganzoo_copycat"
-            [tool.setuptools]
-            packages = ["ganzoo_copycat"]
-        """))
-        (copycat / "ganzoo_copycat" / "__init__.py").write_text(textwrap.dedent("""
+        venv.pip_install(write_package(tmp_path, "copycat", """
             from ganzoo import hookimpl
             from ganzoo_twin import Options, build
 
@@ -206,7 +197,6 @@ def test_conformance_catches_torch_imported_at_registration_and_a_second_plugin_
             def register_models(register):
                 register("twin", build, options=Options, description="another plugin's twin")
         """))
-        venv.pip_install(copycat)
         out = conformance("-k", "registration")  # 'copycat' loads first (entry points by name): it keeps the name
         assert "1 error" in out and "passed" not in out, out[-3000:]
         assert ("ganzoo conformance: model 'twin' is registered by plugin 'copycat', and another plugin registers "
