@@ -18,6 +18,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,7 +131,10 @@ def _fail_with(advice: str) -> Iterator[None]:
     except AssertionError as exc:
         if "\n\nWhat to fix: " in str(exc):  # an inner check's advice is the more precise
             raise
-        raise AssertionError(f"{exc}\n\nWhat to fix: {advice}") from None
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and Path(frames[-1].filename).resolve() == Path(__file__).resolve():  # a check of this suite
+            raise AssertionError(f"{exc}\n\nWhat to fix: {advice}") from None
+        raise AssertionError(f"an assert of the model's own failed: {exc}\n\nWhat to fix: {advice}") from exc
     except Exception as exc:
         raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
 
@@ -179,9 +183,9 @@ def _check_known(models: Sequence[str]) -> None:
         else:
             if refused:  # two plugins register the name: which one is meant, the checks cannot tell
                 pytest.fail(f"ganzoo conformance: model {model!r} is registered by plugin {spec.plugin!r}, and "
-                            "another plugin registers the name too: " + "; ".join(map(str, refused)) + ". The "
-                            "checks cannot tell which plugin's model you mean: uninstall one of them or rename "
-                            "the model.", pytrace=False)
+                            "a second registration of the name failed: " + "; ".join(map(str, refused)) + ". The "
+                            "checks cannot tell which model you mean: uninstall one of the plugins or rename the "
+                            "model.", pytrace=False)
             continue
         if refused:  # the plugin is there, but its registration was refused: say why, first
             pytest.fail("ganzoo conformance: model " + repr(model) + " was not registered: " +
@@ -290,15 +294,15 @@ class ConformanceSuite:
                         opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=0.0), device_type="cpu")
         real = torch.rand(8, *SHAPES[0]) * 2 - 1
         y = labels_for(gan, 8)
-        with _fail_with(f"D's training step with the {loss!r} loss raised: G and D must take the batch and "
-                        "labels the trainer gives (D returns [N] logits or a DiscriminatorOutput)"):
+        with _fail_with(f"D's training step with the {loss!r} loss raised (see the error above): G and D must take "
+                        "the batch and labels the trainer gives, and D return [N] logits or a DiscriminatorOutput"):
             z = gan.generator.sample_latent(8)
             _, fake, _ = discriminator_update(m, real, y, z)
         silent = [n for n, p in gan.discriminator.named_parameters() if p.requires_grad and p.grad is None]
         with _fail_with("every parameter of D should take part in D's loss; remove unused layers"):
             assert not silent, f"D's parameters without a gradient under {loss}: {silent}"
-        with _fail_with(f"G's training step with the {loss!r} loss raised: G and D must take the batch and "
-                        "labels the trainer gives"):
+        with _fail_with(f"G's training step with the {loss!r} loss raised (see the error above): G and D must "
+                        "take the batch and labels the trainer gives"):
             generator_update(m, real, fake, y, z, g_step=0)
         silent = [n for n, p in gan.generator.named_parameters() if p.requires_grad and p.grad is None]
         with _fail_with("every parameter of G should shape its images (an embedding that is never used?)"):
@@ -309,9 +313,17 @@ class ConformanceSuite:
     def test_a_few_cpu_steps_train_without_nan(self, model: str, tiny_data: Path, tmp_path: Path) -> None:
         import math
 
-        with _fail_with("a loss became NaN or inf within four steps at the default options: check the "
-                        "initialisation and that D's logits are not squashed"):
-            run = _train(model, tiny_data, tmp_path / "run", max_steps=4)
+        from ganzoo.errors import TrainingDiverged
+
+        nan = ("a loss became NaN or inf within four steps at the default options: check the initialisation and "
+               "that D's logits are not squashed")
+        with _fail_with("four training steps on a tiny Fashion-MNIST-shaped dataset (1x28x28, 10 classes) at the "
+                        "default options must run: see the error above"):
+            try:
+                run = _train(model, tiny_data, tmp_path / "run", max_steps=4)
+            except TrainingDiverged as exc:
+                raise AssertionError(f"TrainingDiverged: {exc}\n\nWhat to fix: {nan}") from exc
+        with _fail_with(nan):
             assert run.summary["status"] == "completed" and run.summary["steps"] == 4
             assert all(math.isfinite(v) for v in run.summary["final"].values()), run.summary["final"]
         with _fail_with("a trained run must sample: G's sample() draws [n, C, H, W] images"):

@@ -139,6 +139,16 @@ class D28(Discriminator):
         return self.net(x.flatten(1)).squeeze(1)
 
 
+class DAsserts(Discriminator):
+    def __init__(self, image_shape):
+        super().__init__(image_shape)
+        self.net = nn.Linear(1, 1)
+
+    def forward(self, x, y=None):
+        assert x.shape[-1] == 28, "this D takes 28x28 images only"
+        return self.net(x.mean((1, 2, 3))[:, None]).squeeze(1)
+
+
 class DAny(Discriminator):
     def __init__(self, image_shape, num_classes=None):
         super().__init__(image_shape)
@@ -160,19 +170,23 @@ class Plugin:
         register("fixed28", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D28(image_shape)),
                  description="a D for 28x28 only")
         register("picky", conditional, description="a conditional model")
+        register("asserts28", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), DAsserts(image_shape)),
+                 description="a D that asserts its shape")
 
 
 ganzoo.add_plugin(Plugin(), name="two")
-TestTwo = conformance("fixed28", "picky")
+TestTwo = conformance("fixed28", "picky", "asserts28")
 ''')
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", str(plugin),
                              "-k", "shapes"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     out = result.stdout
-    assert "1 failed, 3 passed" in out, out[-3000:]  # fixed28 at 3x32x32 only
+    assert "2 failed, 4 passed" in out, out[-3000:]  # fixed28 and asserts28 at 3x32x32 only
     assert "FAILED test_two_plugins.py::TestTwo::test_builds_and_shapes[fixed28-3x32x32]" in out, out[-3000:]
     assert "AssertionError: RuntimeError: mat1 and mat2 shapes cannot be multiplied" in out, out[-3000:]
     assert "What to fix: build(options, *, image_shape, num_classes)" in out, out[-3000:]
     assert "self.net(x.flatten(1))" in out, out[-3000:]  # the plugin's own line, from the chained traceback
+    assert "AssertionError: an assert of the model's own failed: this D takes 28x28 images only" in out, out[-3000:]
+    assert 'assert x.shape[-1] == 28, "this D takes 28x28 images only"' in out, out[-3000:]  # its line too
 
 
 def test_a_refused_registration_is_the_reason_given_not_a_did_you_mean(tmp_path):

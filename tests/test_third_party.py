@@ -199,9 +199,9 @@ def test_conformance_catches_torch_imported_at_registration_and_a_second_plugin_
         """))
         out = conformance("-k", "registration")  # 'copycat' loads first (entry points by name): it keeps the name
         assert "1 error" in out and "passed" not in out, out[-3000:]
-        assert ("ganzoo conformance: model 'twin' is registered by plugin 'copycat', and another plugin registers "
-                "the name too: plugin 'twin': model 'twin' is already registered by plugin 'copycat'; this plugin's "
-                "registration of it was skipped. The checks cannot tell which plugin's model you mean") \
+        assert ("ganzoo conformance: model 'twin' is registered by plugin 'copycat', and a second registration of "
+                "the name failed: plugin 'twin': model 'twin' is already registered by plugin 'copycat'; this "
+                "plugin's registration of it was skipped. The checks cannot tell which model you mean") \
             in " ".join(out.split()), out[-3000:]
         assert "Traceback" not in out, out[-3000:]
     finally:
