@@ -243,20 +243,30 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 def check_defaults(cls: type) -> None:
-    """TypeError naming the first option whose type a config cannot give, or whose default its own
-    type or range refuses or would change (``scale: int = option(0.5)``, ``rate: float =
-    option("0.5")``): such a default would train, and then the run's config.toml would not load
-    again, or would load as another value (resume, sample, eval). A default of None is "not set"
-    (config files leave it out), whatever the type."""
-    hints = typing.get_type_hints(cls)
+    """TypeError naming the first option that has no default, whose type cannot be read or a config
+    cannot give, or whose default its own type or range refuses or would change (``scale: int =
+    option(0.5)``, ``rate: float = option("0.5")``): such a default would train, and then the run's
+    config.toml would not load again, or would load as another value (resume, sample, eval). A
+    default of None is "not set" (config files leave it out), whatever the type."""
+    for f in dataclasses.fields(cls):  # `ganzoo list` and every config start from the defaults
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise TypeError(f"option {f.name!r} of {cls.__name__} has no default; every option needs one")
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:  # e.g. a type imported only under TYPE_CHECKING
+        raise TypeError(f"the options of {cls.__name__} cannot be read: {type(exc).__name__}: {exc}") from None
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         if not _configurable(hint):
             raise TypeError(f"option {f.name!r} of {cls.__name__} is declared as {_as_written(hint)}, which a "
                             "config cannot give: use bool, int, float, str, a Literal, a tuple or list of these, "
                             "or X | None")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = _default(f)
         if default is None:
             continue
         try:
@@ -275,7 +285,7 @@ def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = _default(f)
         rows.append((f.name, type_name(hints[f.name]), list(default) if isinstance(default, tuple) else default,
                      f.metadata.get("help", "")))
     return rows

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ConfigError, GanzooError, PluginError, UnknownNameError
-from .options import NoOptions, build_options, check_defaults, describe_options, renamed_options
+from .options import NoOptions, build_options, check_defaults, renamed_options
 from .plugins import PluginFailure, PluginSet, call_each, load_plugins, register_plugin
 from .recipes import normalise_recipes
 
@@ -51,14 +51,7 @@ class Spec:
         options = kwargs.get("options", NoOptions)
         if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
             raise TypeError("options= must be a dataclass type")
-        for f in dataclasses.fields(options):  # `ganzoo list` and every config start from the defaults
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise TypeError(f"option {f.name!r} of {options.__name__} has no default; every option needs one")
-        try:
-            describe_options(options)
-        except Exception as exc:  # e.g. a type imported only under TYPE_CHECKING
-            raise TypeError(f"the options of {options.__name__} cannot be read: {type(exc).__name__}: {exc}") from None
-        check_defaults(options)  # a default its own type refuses would train, then fail to resume
+        check_defaults(options)  # every option has a default a config can give back unchanged
         fixed = dict(kwargs.pop("fixed", None) or {})
         if set(fixed) & {f.name for f in dataclasses.fields(options)}:
             raise ValueError("a fixed switch cannot also be an option")

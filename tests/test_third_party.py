@@ -186,7 +186,7 @@ def test_conformance_catches_torch_imported_at_registration_and_a_second_plugin_
     try:
         out = conformance("-k", "torch")
         assert "1 failed" in out, out[-3000:]
-        assert "registering plugin 'twin''s models and components imports torch" in out, out[-3000:]
+        assert "running the register_* hooks of plugin 'twin' imports torch" in out, out[-3000:]
         assert "What to fix: import torch (and the modules that do) inside build(), not in the register_* hook" in out
 
         venv.pip_install(write_package(tmp_path, "copycat", """
