@@ -2,7 +2,8 @@
 
 ``ganzoo.train("dcgan", dataset="fashion_mnist", epochs=1)`` layers the same settings as the CLI
 (recipe, ``config=`` file, keyword flags, ``overrides`` as ``--set``), checks everything, creates
-the run directory only when training starts, trains, and returns a :class:`Run`.
+the run directory only when training starts, trains, and returns a :class:`Run`;
+``Run.open("runs/dcgan-fashion_mnist")`` opens a run the command line made.
 """
 
 from __future__ import annotations
@@ -29,6 +30,24 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     note: str | None = None  # e.g. why nothing was trained
 
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """The run in folder ``path`` (one ``ganzoo train`` made), to sample or evaluate from Python:
+        its config as its last checkpoint recorded it, and its ``summary.json``. A folder without a
+        checkpoint, or a damaged one, raises :class:`ganzoo.errors.CheckpointError` naming the file."""
+        from .checkpoint import load_checkpoint
+        from .sampling import checkpoint_config
+
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise CheckpointError(f"{path} is not a run folder: it does not exist")
+        if not path.is_dir():
+            raise CheckpointError(f"{path} is not a run folder (one holds config.toml and checkpoints/)")
+        last = find_checkpoint(path)
+        config = checkpoint_config(load_checkpoint(last)[1], last)
+        run = RunDir(path)
+        return cls(path=path, config=config, summary=run.read_json("summary.json"))
+
     @property
     def rundir(self) -> RunDir:
         return RunDir(self.path)
@@ -45,6 +64,8 @@ class Run:
 
         from .sampling import generate, load_generator
 
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n must be a whole number of at least 1, got {n!r}")
         generator, _ = load_generator(self.path)
         if labels is None and generator.num_classes:
             labels = torch.arange(n) % generator.num_classes
@@ -110,8 +131,28 @@ def train_config(model: str | None = None, *, dataset: str | None = None, recipe
                    ("data_dir", "loss", "epochs", "batch_size", "max_steps", "seed", "device", "eval_every")}
     if flags:
         raise TypeError(f"train() got unexpected keyword arguments: {', '.join(sorted(flags))}")
-    return compose(model, dataset=dataset, recipe=recipe, config_file=config, flags=_flags(**flag_values),
-                   overrides=overrides, resume=resumed)
+    composed = compose(model, dataset=dataset, recipe=recipe, config_file=config, flags=_flags(**flag_values),
+                       overrides=overrides, resume=resumed)
+    _check_utf8(composed[0].to_dict())
+    return composed
+
+
+def _check_utf8(values: Any, key: str = "") -> None:
+    """Refuse a config a run could not record: config.toml is UTF-8, and a path given in bytes that
+    are not (a folder named in Latin-1 on a USB stick) reaches Python as a string it cannot encode."""
+    if isinstance(values, Mapping):
+        for name, value in values.items():
+            _check_utf8(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(values, (list, tuple)):
+        for value in values:
+            _check_utf8(value, key)
+    elif isinstance(values, str):
+        try:
+            values.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"config key '{key}' holds a name that is not valid UTF-8 ({values!r}), which a run's "
+                              "config.toml cannot record: rename that file or folder, or reach it through a "
+                              "symbolic link whose name is") from None
 
 
 def resolve_nproc(nproc: int | str | None, device: str = "auto") -> int:

@@ -181,8 +181,8 @@ def run_bench(patterns: Sequence[str] = (), *, dataset: str | None = None, budge
                                   "Its runs would be continued, not trained afresh: run the same command as "
                                   f"before, pass another --out, or move {out} away")
             done = {e.key: e for e in (Entry(**d) for d in earlier) if e.status == "skipped"
-                    or (e.status == "done" and all(isinstance(e.scores.get(k), (int, float)) for k in ("fid", "kid")))}
-        except (ValueError, TypeError, AttributeError) as exc:
+                    or (e.status == "done" and _complete(e))}
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"{path} is not a bench.json this ganzoo can read ({type(exc).__name__}: {exc}); "
@@ -357,6 +357,14 @@ def _run_entry(entry: Entry, settings: dict[str, Any], data_dir: str | None, log
 def _mean_spread(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+
+
+def _complete(entry: Entry) -> bool:
+    """Whether a run an earlier bench recorded as done has every number the leaderboard reads (a
+    hand-edited bench.json may not): one that has not is trained or scored again."""
+    numbers = [entry.scores.get(k) for k in ("fid", "kid", "floor_fid")]
+    numbers += [entry.summary.get(k) for k in ("images_per_s", "train_seconds", "epochs")]
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
 
 
 def leaderboard(entries: Sequence[Entry]) -> list[dict[str, Any]]:

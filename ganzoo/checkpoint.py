@@ -68,7 +68,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         meta = json.loads(text) if text is not None else None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, RecursionError) as exc:
         raise CheckpointError(
             f"{path} is not a readable safetensors file (truncated or corrupt: {str(exc).splitlines()[0][:120]})"
         ) from None

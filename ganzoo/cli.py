@@ -253,7 +253,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from .report import covered, field, number, run_facts
+    from .report import covered, field, named, number, run_facts
 
     runs = [run_facts(p) for p in args.runs]
     if args.json:
@@ -265,9 +265,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # a pipe gets every column (as `ls` and `git` do), printed at the table's own width
     columns = [
         ("run", lambda r, c, s, e: r["name"], True),
-        ("model", lambda r, c, s, e: c.get("model", {}).get("name", "?"), True),
-        ("loss", lambda r, c, s, e: c.get("loss", {}).get("name", "?"), True),
-        ("dataset", lambda r, c, s, e: c.get("data", {}).get("name", "?"), False),
+        ("model", lambda r, c, s, e: named(c, "model"), True),
+        ("loss", lambda r, c, s, e: named(c, "loss"), True),
+        ("dataset", lambda r, c, s, e: named(c, "data"), False),
         ("epochs", lambda r, c, s, e: str(s.get("epochs", "-")), True),
         ("min", lambda r, c, s, e: number(s.get("train_seconds"), ".1f", scale=1 / 60), True),
         ("img/s", lambda r, c, s, e: number(s.get("images_per_s"), ",.0f"), False),
@@ -277,7 +277,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ("classes", lambda r, c, s, e: covered(e, "/") or "-", True),
     ]
     wide = console.width >= 120 or not console.is_terminal
-    datasets = {r["config"].get("data", {}).get("name", "?") for r in runs}
+    datasets = {named(r["config"], "data") for r in runs}
     table = Table(title="ganzoo compare" + (f": {datasets.pop()}" if len(datasets) == 1 and not wide else ""),
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     shown = [(h, cell) for h, cell, narrow in columns if wide or narrow or (h == "dataset" and len(datasets) > 1)]
@@ -463,8 +463,9 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
 # --- sample -------------------------------------------------------------------------------------
 
-def _sample_labels(args: argparse.Namespace, generator: Any, meta: dict[str, Any]) -> tuple[Any, int | None]:
-    """Labels for a conditional generator: all one class with --class, else one row per class."""
+def _sample_labels(args: argparse.Namespace, generator: Any, meta: dict[str, Any], n: int) -> tuple[Any, int | None]:
+    """``n`` labels for a conditional generator: all one class with --class (a class's name first,
+    then its index: folders named 1, 2, ..., 10 sort as text), else one row per class."""
     import math
 
     import torch
@@ -478,18 +479,18 @@ def _sample_labels(args: argparse.Namespace, generator: Any, meta: dict[str, Any
                               f"this {meta['model']} run's generator is unconditional")
         return None, None
     if args.class_ is None:
-        per_row = math.ceil(args.n / classes)
-        return torch.arange(args.n) // per_row, per_row
+        per_row = math.ceil(n / classes)
+        return torch.arange(n) // per_row, per_row
     names = list(meta.get("class_names") or [])
-    if args.class_.isdecimal() and args.class_.isascii():
+    if args.class_ in names:
+        index = names.index(args.class_)
+    elif args.class_.isdecimal() and args.class_.isascii():
         index = int(args.class_)
         if index >= classes:
             raise GanzooError(f"--class {index} is out of range: this run has classes 0..{classes - 1}")
-    elif args.class_ in names:
-        index = names.index(args.class_)
     else:
         raise UnknownNameError("class", args.class_, names or [str(i) for i in range(classes)])
-    return torch.full((args.n,), index, dtype=torch.int64), None
+    return torch.full((n,), index, dtype=torch.int64), None
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -526,9 +527,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .sampling import check_fits, generate, load_generator
 
     generator, meta = load_generator(checkpoint, device=resolve_device(args.device))
-    if args.code is None and not (suffix == ".gif" and not to_folder):  # those draw grids of their own size
+    draws_n = args.code is None and not (suffix == ".gif" and not to_folder)  # those draw grids of their own size
+    if draws_n:
         check_fits(generator, args.n, meta["image_shape"])
-    labels, nrow = _sample_labels(args, generator, meta)
+    labels, nrow = _sample_labels(args, generator, meta, args.n if draws_n else 16)
     try:
         out.parent.mkdir(exist_ok=True)  # RUN/samples/ of a run that has none yet
         if args.code is not None:
@@ -775,6 +777,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # what the system refused on a path the user gave: permissions, a name too long, ...
+        if exc.filename is None:
+            raise  # not about a file: a bug, whose traceback is wanted
+        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+        err.print(f"[red]error:[/] {escape(f'{where}: {exc.strerror or exc}')}", markup=True, highlight=False)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -290,8 +290,9 @@ def _compose_resumed(base: Mapping[str, Any], model: str | None, dataset: str | 
             for key in values:
                 if key not in RESUMABLE.get(section, ()):
                     where = label if label != "--set" else f"--set {section}.{key}"
+                    may = ", ".join(f"{sec}.{k}" for sec, keys in RESUMABLE.items() for k in keys)
                     raise ConfigError(f"{where} cannot change when resuming: it would change what the run "
-                                      "computes. Start a new run instead (`ganzoo train --help` lists what can change)")
+                                      f"computes. Start a new run instead; what may change: {may}")
     return resolve_config(_merge_all([("checkpoint", base), *layers])), []
 
 

@@ -199,6 +199,9 @@ def coverage_summary(shares: list[float]) -> dict[str, float]:
     }
 
 
+MIN_N = 10  # images scored at the least: fewer give no usable covariance (and KID no subsets)
+
+
 def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None, progress: Any = None,
              generator: Any = None, meta: dict | None = None) -> dict[str, Any]:
     """Score a run (or checkpoint) against its dataset's test split; also measure the floor.
@@ -207,14 +210,19 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     """
     from .sampling import generate, load_generator
 
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_N:
+        raise GanzooError(f"scoring needs n of at least {MIN_N} samples (FID compares covariances), got {n!r}")
     if generator is None:
         generator, meta = load_generator(run)
     assert meta is not None
     data = _data_of(meta, run)
     dataset = data.name
     train, test = _splits(data)
-    net, info = feature_net(dataset, train, test, log=log, progress=progress)
     n = min(n, len(test.images), len(train.images))
+    if n < MIN_N:
+        raise GanzooError(f"scoring needs at least {MIN_N} images in each split of {dataset}, and it has "
+                          f"{len(train.images)} for training and {len(test.images)} for testing")
+    net, info = feature_net(dataset, train, test, log=log, progress=progress)
     labels = torch.arange(n) % generator.num_classes if generator.num_classes else None
     fake = generate(generator, n, seed=seed, labels=labels)
     real = to_unit_range(test.images[:n])

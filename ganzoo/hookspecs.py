@@ -35,7 +35,8 @@ def register_models(register: Register) -> None:
     Call ``register(name, build, *, options=OptionsDataclass, description="", recipes=None,
     fixed=None)``. ``build(options, *, image_shape, num_classes)`` receives an instance of
     ``options`` and returns a :class:`ganzoo.interfaces.GAN`. ``recipes`` maps a dataset name to a
-    tuned config (a dict or a TOML file), or to ``{recipe_name: config}``. ``fixed`` names the
+    tuned config (a dict of config sections or a TOML file), and ``"DATASET:NAME"`` to a named
+    recipe (``"fashion_mnist:fast"``); :func:`ganzoo.recipes_in` reads a folder of them. ``fixed`` names the
     switches that make the variant what it is (``{"conditional": True}``): a config may repeat
     them but not change them. Import torch inside ``build``, not at module level, so that
     ``ganzoo list`` stays fast.

@@ -42,6 +42,13 @@ def number(value: Any, spec: str, *, scale: float = 1.0) -> str:
     return format(value * scale, spec) if finite_number(value) else "-"
 
 
+def named(config: Any, section: str) -> str:
+    """The ``name`` of a config section as text, or ``?`` where a hand-edited config.toml has no
+    table there, or no name, or a name that is not a string."""
+    name = field(field(config, section), "name")
+    return name if isinstance(name, str) else "?"
+
+
 def field(mapping: Any, key: str) -> Any:
     """``mapping[key]``, or None where a hand-edited file has something else than a table there."""
     return mapping.get(key) if isinstance(mapping, dict) else None

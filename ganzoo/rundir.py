@@ -18,6 +18,10 @@ from .errors import CheckpointError, ConfigError, GanzooWarning
 
 
 LOCK_FILE = ".lock"  # RunLock's; the one file of a run folder that outlives --overwrite
+# What ganzoo itself writes at the top of a run folder: all --overwrite removes (and their
+# temporaries, ".NAME.tmp-PID"). A plugin's files and the user's own are kept, and named.
+OWN_ENTRIES = ("config.toml", "metrics.jsonl", "summary.json", "eval.json", "loss.png", "progress.gif",
+               "report.html", "samples", "checkpoints")
 
 
 def json_safe(value: Any) -> Any:
@@ -92,7 +96,41 @@ class RunDir:
         return _numbered(self.checkpoints.glob("epoch_*.safetensors"))
 
     def is_run(self) -> bool:
+        """Whether the folder may hold a run (a config.toml or a checkpoints/): enough to refuse to
+        start a new run in it; :meth:`is_ganzoo_run` decides whether ``--overwrite`` may clear it."""
         return self.config.is_file() or self.checkpoints.is_dir()
+
+    def is_ganzoo_run(self) -> bool:
+        """Whether ganzoo made this folder: the ``samples/`` and ``checkpoints/`` every run starts
+        with, beside a config.toml of ganzoo's shape (a ``[model]`` with a name, a ``[train]``). A
+        project folder that merely has a config.toml or a checkpoints/ of its own is not one."""
+        if not (self.samples.is_dir() and self.checkpoints.is_dir() and self.config.is_file()):
+            return False
+        from .tomlfile import load_toml
+
+        try:
+            config = load_toml(self.config)
+        except (ConfigError, RecursionError):
+            return False
+        model = config.get("model")
+        return isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(config.get("train"), dict)
+
+    def clear(self) -> list[str]:
+        """Remove what ganzoo wrote here (:data:`OWN_ENTRIES`) for ``--overwrite``; return the names
+        of the entries kept (the lock file aside): a plugin's files, or the user's."""
+        kept = []
+        for entry in sorted(self.path.iterdir(), key=lambda e: e.name):
+            name = entry.name
+            if name == LOCK_FILE:
+                continue
+            own = name in OWN_ENTRIES or any(name.startswith(f".{own}.tmp-") for own in OWN_ENTRIES)
+            if not own:
+                kept.append(name)
+            elif entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return kept
 
     def claim(self, lock: RunLock, *, new: bool) -> None:
         """Make the folder and lock it before anything in it is touched, when training starts: of
@@ -109,16 +147,16 @@ class RunDir:
             if not self.replace:
                 raise ConfigError(f"output folder {self.path} now holds a ganzoo run, made by another process since "
                                   "this one checked it; pass another --out, or --overwrite to replace it")
+            if not self.is_ganzoo_run():  # changed since prepare_new_run checked it
+                raise ConfigError(_not_a_run(self.path))
             try:
-                for entry in self.path.iterdir():
-                    if entry.name == LOCK_FILE:
-                        continue
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
+                kept = self.clear()
             except OSError as exc:
                 raise ConfigError(f"cannot replace the run in {self.path}: {exc.strerror or exc}") from None
+            if kept:
+                warnings.warn(f"--overwrite replaced the run in {self.path} and kept what ganzoo did not write there: "
+                              f"{', '.join(kept)} (a plugin's or yours; delete them if they belong to the old run)",
+                              GanzooWarning, stacklevel=2)
         object.__setattr__(self, "replace", False)  # spent; frozen so that a RunDir stays hashable
         self.create()
 
@@ -165,7 +203,7 @@ class RunDir:
             return {}
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc}); move it away "
                                   "to use the run without it") from None
         if not isinstance(value, dict):
@@ -184,8 +222,8 @@ class RunDir:
         for line in self.metrics.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash; the rest is still good
+            except (json.JSONDecodeError, RecursionError):
+                continue  # a line cut by a crash (or nested past reason); the rest is still good
             if not isinstance(record, dict):
                 continue
             if record.get("event") == "resume" and isinstance(record.get("step"), int):
@@ -268,7 +306,7 @@ def checkpoint_step(path: Path) -> int | None:
         with safe_open(str(path), framework="numpy") as fh:
             text = (fh.metadata() or {})["ganzoo"]  # checkpoint.META_KEY; checkpoint.py imports torch
         step = json.loads(text)["state"]["step"]
-    except (OSError, SafetensorError, ValueError, KeyError, TypeError):
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RecursionError):
         return None
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
@@ -307,6 +345,11 @@ def check_writable(folder: Path) -> None:
         raise ConfigError(f"cannot write to output folder {folder}: {probe} is not writable")
 
 
+def _not_a_run(path: Path) -> str:
+    return (f"refusing to --overwrite {path}: it holds files that are not a ganzoo run (a run folder has the "
+            "config.toml, samples/ and checkpoints/ that `ganzoo train` wrote); pass another --out")
+
+
 def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
     """The run directory for a new run, checked but not created (:meth:`RunDir.claim` does that
     when training starts); a folder that already holds something is refused."""
@@ -320,8 +363,8 @@ def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
                 f"output folder {run.path} already holds {what}; pass --resume {run.path} to continue it, "
                 "--overwrite to replace it, or another --out"
             )
-        if not run.is_run():
-            raise ConfigError(f"refusing to --overwrite {run.path}: it holds files that are not a ganzoo run")
+        if not run.is_ganzoo_run():
+            raise ConfigError(_not_a_run(run.path))
     check_writable(run.path)
     return run
 

@@ -125,7 +125,8 @@ def check_fits(generator: Generator, n: int, image_shape: Sequence[int]) -> None
     need += 8 * n if generator.num_classes else 0  # the labels
     free = available_memory()
     if free is not None and need > 0.8 * free:
-        raise ConfigError(f"{n:,} samples need about {need / 1e9:,.1f} GB in memory, and {free / 1e9:,.1f} GB are "
+        gigabytes = f"{need / 1e9:,.1f}" if need < 10**18 else f"{need // 10**9:,}"  # a float would overflow
+        raise ConfigError(f"{n:,} samples need about {gigabytes} GB in memory, and {free / 1e9:,.1f} GB are "
                           "free: ask for fewer, or draw them in parts with different --seed values")
 
 

@@ -148,7 +148,7 @@ def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
 
     default = get_registry().default("loss")
     if not losses:
-        pytest.fail(f"model {model!r} trains with no registered loss: check its register(..., trains_with=...) names "
+        pytest.fail(f"model {model!r} trains with no registered loss: check the names in its GAN's trains_with attribute "
                     f"against `ganzoo list` (losses: {', '.join(ganzoo.list_losses())})", pytrace=False)
     loss = default if default in losses else losses[0]
     return ganzoo.train(model, recipe="none", data_dir=root, loss=loss, batch_size=16, seed=3, out=out,

@@ -27,6 +27,23 @@ def test_train_reproduces_the_command_exactly(tiny_data, tmp_path, capsys):
     assert [p.name for p in run.grids] == ["epoch_0000.png", "epoch_0001.png", "epoch_0002.png"]
     assert run.sample(5).shape == (5, 1, 28, 28)
     assert "<img" in run._repr_html_()
+    made_by_the_cli = ganzoo.Run.open(tmp_path / "cli")  # a run the command line made, opened from Python
+    assert made_by_the_cli.config == run.config and made_by_the_cli.summary["steps"] == 6
+    assert torch.equal(made_by_the_cli.sample(5, seed=2), run.sample(5, seed=2))
+    for n in (0, -1, 2.5):
+        with pytest.raises(GanzooError, match="n must be a whole number of at least 1"):
+            run.sample(n)
+    with pytest.raises(GanzooError, match="scoring needs n of at least 10 samples"):
+        run.evaluate(n=1)
+
+
+def test_opening_what_is_not_a_run_names_the_path(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    for path, words in ((tmp_path / "missing", "does not exist"), (tmp_path / "notes.txt", "is not a run folder"),
+                        (tmp_path, "holds no checkpoint")):
+        with pytest.raises(GanzooError, match=words) as caught:
+            ganzoo.Run.open(path)
+        assert str(path) in str(caught.value)
 
 
 def test_train_resumes_and_says_when_there_is_nothing_left(tiny_data, tmp_path):

@@ -45,6 +45,9 @@ def test_bench_ranks_the_models_and_reports_a_failure(data, tmp_path, capsys, mo
     # a second call finds every entry done and trains nothing; a lost entry is trained again
     entries = result["entries"]
     result["entries"] = [e for e in entries if not (e["model"] == "sngan" and e["seed"] == 2)]
+    hand_edited = next(e for e in result["entries"] if e["model"] == "dcgan" and e["seed"] == 1)
+    hand_edited = {**hand_edited, "summary": {k: v for k, v in hand_edited["summary"].items() if k != "images_per_s"}}
+    result["entries"] = [hand_edited if e["model"] == "dcgan" and e["seed"] == 1 else e for e in result["entries"]]
     (out / "bench.json").write_text(json.dumps(result))
     stamps = {e["model"] + str(e["seed"]): _stamp(e) for e in entries if e["status"] == "done"}
     assert main([*argv, "--seeds", "1,2,1"]) == 0  # a seed given twice is one entry, scored once
@@ -53,8 +56,10 @@ def test_bench_ranks_the_models_and_reports_a_failure(data, tmp_path, capsys, mo
                                     if r["model"] == "dcgan")["seeds"] == [1, 2]
     again = {e["model"] + str(e["seed"]): e for e in rerun}
     assert {k for k, e in again.items() if e["status"] == "done"} == {"dcgan1", "dcgan2", "sngan1", "sngan2"}
-    # only the lost entry was scored again; its run had finished, so it was kept, not trained again
-    assert {k for k in stamps if _stamp(again[k]) != stamps[k]} == {"sngan2"}
+    # only the lost entry and the one missing a number were scored again; their runs had finished,
+    # so they were kept, not trained again
+    assert {k for k in stamps if _stamp(again[k]) != stamps[k]} == {"sngan2", "dcgan1"}
+    assert again["dcgan1"]["summary"]["images_per_s"] > 0
     assert again["sngan2"]["summary"]["steps"] == 1
 
     # other settings in the same --out would continue its runs and score them as if trained with

@@ -125,6 +125,11 @@ def test_resume_gives_bit_identical_weights(tmp_path, tiny_data, capsys):
         (["train", "dcgan", "--set", "epochs"], "KEY=VALUE"),
         (["train"], "name a model"),
         (["sample", "no/such/run"], "no run directory or checkpoint at no/such/run"),
+        (["train", "dcgan", "--data-dir", "donn\udce9es"],  # Latin-1 bytes in a path: surrogates in Python
+         "config key 'data.root' holds a name that is not valid UTF-8"),
+        (["sample", "x" * 300], f"{'x' * 300}: File name too long"),  # what the system refused, one line
+        (["eval", "y" * 300], f"{'y' * 300}: File name too long"),
+        (["new-plugin", "z" * 300, "--dir", "."], "File name too long"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -171,6 +171,9 @@ def test_resume_may_change_only_what_keeps_the_run_the_same(tmp_path, capsys):
         capsys.readouterr()
         assert main(["train", "--resume", str(run), *argv]) == 2, argv
         assert message in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--set", "train.seed=3"]) == 2
+    assert "what may change: data.root, data.download, train.epochs, train.max_steps, train.max_minutes" \
+        in capsys.readouterr().err  # the refusal says what the user may change instead
     assert main(["train", "--resume", str(run), "--set", "train.max_steps=2", "--set", "train.log_every=1"]) == 0
 
 

@@ -76,23 +76,32 @@ class D(Discriminator):
         return self.net(x.mean((1, 2, 3))[:, None]).squeeze(1)
 
 
+def lonely(o, *, image_shape, num_classes=None):
+    gan = GAN(G(image_shape), D(image_shape))
+    gan.trains_with = ("no-such-loss",)   # a loss nobody registered
+    return gan
+
+
 class Plugin:
     @hookimpl
     def register_models(self, register):
         register("bad", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D(image_shape)),
                  description="a model with two mistakes")
+        register("lonely", lonely, description="a model that names a loss nobody registered")
 
 
 ganzoo.add_plugin(Plugin(), name="bad")
 TestBad = conformance("bad")
+TestLonely = conformance("lonely")
 ''')
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(plugin),
-                             "-k", "shapes or learns and nonsaturating"],
+                             "-k", "Bad and (shapes or learns and nonsaturating) or Lonely and few_cpu_steps"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     out = result.stdout
     assert result.returncode == 1, out[-3000:]
     assert "G's images leave [-1, 1] (end G in tanh)" in out and "What to fix:" in out
     assert "G's parameters without a gradient under nonsaturating: ['unused.weight', 'unused.bias']" in out
+    assert "model 'lonely' trains with no registered loss: check the names in its GAN's trains_with attribute" in out
 
 
 def test_naming_no_model_fails_instead_of_skipping_every_check(tmp_path):

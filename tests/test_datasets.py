@@ -244,6 +244,8 @@ def test_hidden_folders_are_skipped_and_linked_folders_followed(tmp_path):
     Image.new("RGB", (8, 8), (0, 200, 0)).save(tmp_path / "elsewhere" / "b.png")
     (pics / "dogs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (pics / "cats" / "loop").symlink_to(pics, target_is_directory=True)  # a link to a folder above: a loop ends
+    (pics / "cats" / "self").symlink_to(pics / "cats" / "self")  # a link to itself (ELOOP): skipped
+    (pics / "cats" / "gone.png").symlink_to(tmp_path / "deleted.png")  # a dangling link: skipped
     images, labels, names = load_images(f"folder:{pics}", options=_folder(image_size=8))
     assert names == ("cats", "dogs") and labels.tolist() == [0, 1] and images.shape == (2, 3, 8, 8)
     (pics / "kittens").symlink_to(pics / "cats", target_is_directory=True)  # a sibling's alias is a class too,

@@ -11,6 +11,7 @@ import torch
 import ganzoo
 from ganzoo import option
 from ganzoo.errors import ConfigError, PluginError, UnknownNameError
+from ganzoo.options import NoOptions
 from test_plugins import FakeEntryPoint, TinyOptions, module, tiny_build, with_fake_entry_points
 
 
@@ -81,6 +82,15 @@ def test_bad_registration_arguments_are_reported(monkeypatch):
     assert len(registry.failures) == 2
     assert all(f.name == "sloppy" for f in registry.failures)
     assert registry.failures[0].registration == ("model", "Bad Name")
+
+
+def test_options_none_registers_a_component_without_options(monkeypatch):
+    def hook(register):  # the signatures in the docs write options=None
+        register("plain", lambda options: None, options=None, description="takes no options")
+
+    registry = with_fake_entry_points(monkeypatch, FakeEntryPoint("plain", module("plain", register_losses=hook)))
+    assert registry.failures == []
+    assert ganzoo.get_loss_spec("plain").options is NoOptions
 
 
 def test_an_option_whose_default_its_own_type_refuses_is_not_registered(monkeypatch):

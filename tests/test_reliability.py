@@ -312,6 +312,52 @@ def test_a_folder_of_other_files_is_never_overwritten(tmp_path, tiny_data, capsy
     assert (precious / "chapter1.tex").read_text() == "..."
 
 
+def test_overwrite_never_clears_a_project_folder_that_merely_looks_like_a_run(tmp_path, tiny_data, capsys):
+    project = tmp_path / "project"  # the user's own: a ganzoo config of theirs, checkpoints of another tool, git
+    for name, text in (("config.toml", '[model]\nname = "dcgan"\n\n[train]\nepochs = 2\n'),
+                       ("checkpoints/model.pt", "weights"), (".git/HEAD", "ref: refs/heads/main"), ("train.py", "...")):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", tiny_data, "--out", project, "--overwrite")
+    assert code == 2 and "not a ganzoo run" in err
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+
+
+def test_overwrite_replaces_what_ganzoo_wrote_and_keeps_and_names_the_rest(trained, capsys):
+    (trained / "notes.md").write_text("lr 2e-4 looked best")  # the user's
+    (trained / "tensorboard").mkdir()  # a plugin's
+    (trained / "tensorboard" / "events").write_text("old")
+    (trained / "eval.json").write_text("{}")
+    old = (trained / "checkpoints" / "last.safetensors").read_bytes()
+    data = load_checkpoint(trained / "checkpoints" / "last.safetensors")[1]["config"]["data"]["root"]
+    code, _, err = cli(capsys, "train", "dcgan", "--data-dir", data, "--max-steps", 1, "--out", trained,
+                       "--overwrite", *FAST)
+    assert code == 0, err
+    assert "kept what ganzoo did not write there: notes.md, tensorboard" in " ".join(err.split())
+    assert (trained / "notes.md").read_text() == "lr 2e-4 looked best"
+    assert (trained / "tensorboard" / "events").read_text() == "old"
+    assert not (trained / "eval.json").exists()  # the old run's scores went with it
+    assert (trained / "checkpoints" / "last.safetensors").read_bytes() != old
+
+
+def test_files_nested_past_what_python_parses_are_one_line(trained, tmp_path, capsys):
+    deep = "[" * 100_000  # json and tomllib recurse: RecursionError, neither a decode error nor a ValueError
+    with open(trained / "metrics.jsonl", "a") as fh:
+        fh.write(deep + "\n")
+    code, _, err = cli(capsys, "compare", trained, "--json")
+    assert code == 0, err  # a damaged metrics line is skipped, as a line cut by a crash is
+    (trained / "summary.json").write_text(deep)
+    code, _, err = cli(capsys, "compare", trained)
+    assert code == 2 and "summary.json cannot be read" in err and "Traceback" not in err
+    config = tmp_path / "deep.toml"
+    config.write_text(f"[model]\nwidth = {deep}\n")
+    code, _, err = cli(capsys, "train", "dcgan", "--config", config)
+    assert code == 2 and "deep.toml: invalid TOML: nested too deeply" in err
+    code, _, err = cli(capsys, "train", "dcgan", "--set", f"model.width={deep[:5000]}")
+    assert code == 2 and "'model.width' must be an integer" in err
+
+
 def test_config_file_errors_exit_2_with_line_and_column(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('[model]\nname = "dcgan"\nwidth = [1,\n')
@@ -554,6 +600,15 @@ def test_a_diverged_runs_summary_and_metrics_are_strict_json(tmp_path, tiny_data
     code, out, _ = cli(capsys, "compare", run, "--json")
     assert code == 0
     json.loads(out, parse_constant=refuse)
+
+
+def test_compare_and_report_read_a_hand_edited_config_as_best_they_can(trained, capsys):
+    for text in ('model = "dcgan"\n', '[model]\nname = 5\n[loss]\nname = "[/x]"\n', '[data]\nname = [1, 2]\n'):
+        (trained / "config.toml").write_text(text)
+        code, out, err = cli(capsys, "compare", trained)
+        assert code == 0 and "Traceback" not in err, (text, err)
+        assert " ? " in out or "[/x]" in out, (text, out)
+        assert cli(capsys, "report", trained)[0] == 0, text
 
 
 def test_pictures_and_reports_leave_out_non_finite_and_odd_metrics(trained, tmp_path, capsys):

@@ -32,6 +32,32 @@ def test_conditional_runs_sample_by_class(tiny_data, tmp_path, capsys):
     assert "unknown class '²'" in capsys.readouterr().err
 
 
+def test_a_class_is_found_by_its_name_before_its_index():
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from ganzoo.cli import _sample_labels
+
+    generator = SimpleNamespace(num_classes=5)
+    meta = {"model": "cgan", "class_names": ["1", "10", "11", "12", "2"]}  # folders 1, 2, 10-12 sort as text
+    labels, _ = _sample_labels(Namespace(class_="2", n=3), generator, meta, 3)
+    assert labels.tolist() == [4, 4, 4]  # the folder named 2, not the third folder
+    labels, _ = _sample_labels(Namespace(class_="3", n=3), generator, meta, 3)
+    assert labels.tolist() == [3, 3, 3]  # no class is named 3: the fourth class
+
+
+def test_an_absurd_number_of_samples_is_refused_in_words(monkeypatch):
+    import ganzoo
+    from ganzoo import sampling
+    from ganzoo.errors import ConfigError
+
+    monkeypatch.setattr(sampling, "available_memory", lambda: 8 * 10**9)
+    generator = ganzoo.create_model("dcgan", width=4).generator
+    for n in (10**9, 10**305):  # the second used to overflow a float while the message was written
+        with pytest.raises(ConfigError, match=r"samples need about [0-9,.]+ GB in memory, and 8\.0 GB are free"):
+            sampling.check_fits(generator, n, (1, 28, 28))
+
+
 def test_class_sampling_is_refused_for_unconditional_runs(tiny_data, tmp_path, capsys):
     run = tmp_path / "dcgan"
     assert main(["train", "dcgan", "--data-dir", str(tiny_data), "--max-steps", "1", "--set", "model.width=4",

@@ -30,9 +30,13 @@ def _image_files(folder: Path) -> list[Path]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:  # a link in a loop (ELOOP), or one the system refuses: skipped, as a dangling link is
+                continue
+            if is_dir:
                 walk(entry.path, above | {real})
-            elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            elif is_file and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 found.append(Path(entry.path))
 
     walk(str(folder), frozenset())
