@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, Flag, compose, dump_toml
+from .config import Config, Flag, compose, dump_toml, whole_number
 from .errors import CheckpointError, ConfigError
 from .rundir import RunDir, RunLock, check_writable, default_run_dir, find_checkpoint, prepare_new_run
 
@@ -64,8 +64,7 @@ class Run:
 
         from .sampling import generate, load_generator
 
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n must be a whole number of at least 1, got {n!r}")
+        n = whole_number(n, "n", least=1)
         generator, _ = load_generator(self.path)
         if labels is None and generator.num_classes:
             labels = torch.arange(n) % generator.num_classes
@@ -73,9 +72,9 @@ class Run:
 
     def evaluate(self, n: int = 10000, *, seed: int = 0) -> dict[str, Any]:
         """What ``ganzoo eval RUN`` reports (FID, KID, floor, class coverage), written to ``eval.json``."""
-        from .evaluation import evaluate, write_eval
+        from .evaluation import MIN_N, evaluate, write_eval
 
-        result = evaluate(self.path, n=n, seed=seed)
+        result = evaluate(self.path, n=whole_number(n, "n", least=MIN_N), seed=seed)
         write_eval(self.path, result)
         return result
 

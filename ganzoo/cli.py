@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 training diverged, 2 a user mistake (bad name, config, 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -746,6 +747,12 @@ def _warnings_as_lines(err: Any) -> Iterator[None]:
         yield
 
 
+# an OSError on a path with one of these is the user's to fix, and gets one line; any other keeps its traceback
+_PATH_ERRNOS = frozenset(getattr(errno, name) for name in ("ENAMETOOLONG", "EACCES", "EPERM", "EROFS", "ENOENT",
+                                                          "ENOTDIR", "EISDIR", "ELOOP", "ENOSPC", "EDQUOT", "EEXIST")
+                         if hasattr(errno, name))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -777,9 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:  # what the system refused on a path the user gave: permissions, a name too long, ...
-        if exc.filename is None:
-            raise  # not about a file: a bug, whose traceback is wanted
+    except OSError as exc:  # what the system refused on a path: permissions, a name too long, a full disk, ...
+        if exc.filename is None or exc.errno not in _PATH_ERRNOS:
+            raise  # not about a file, or not something the user can fix: a bug, whose traceback is wanted
         where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
         err.print(f"[red]error:[/] {escape(f'{where}: {exc.strerror or exc}')}", markup=True, highlight=False)
         return EXIT_USAGE

@@ -16,6 +16,7 @@ maths of the run so far (:data:`RESUMABLE`: its length, its device and speed swi
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,6 +295,17 @@ def _compose_resumed(base: Mapping[str, Any], model: str | None, dataset: str | 
                     raise ConfigError(f"{where} cannot change when resuming: it would change what the run "
                                       f"computes. Start a new run instead; what may change: {may}")
     return resolve_config(_merge_all([("checkpoint", base), *layers])), []
+
+
+def whole_number(value: Any, name: str, *, least: int) -> int:
+    """``value`` as an int (numpy's and torch's integers too) of at least ``least``; else a ConfigError."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < least:
+        raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    return number
 
 
 # --- resolution against the registry -----------------------------------------------------------------

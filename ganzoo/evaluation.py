@@ -23,7 +23,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import DataSettings, resolve_data
+from .config import DataSettings, resolve_data, whole_number
 from .data import DatasetSplit, load_images, to_uint8, to_unit_range
 from .errors import CheckpointError, GanzooError, GanzooWarning
 from .paths import cache_dir
@@ -210,8 +210,7 @@ def evaluate(run: str | Path, *, n: int = 10000, seed: int = 0, log: Any = None,
     """
     from .sampling import generate, load_generator
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_N:
-        raise GanzooError(f"scoring needs n of at least {MIN_N} samples (FID compares covariances), got {n!r}")
+    n = whole_number(n, "n (the samples scored: FID compares covariances)", least=MIN_N)
     if generator is None:
         generator, meta = load_generator(run)
     assert meta is not None

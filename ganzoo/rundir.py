@@ -21,7 +21,9 @@ LOCK_FILE = ".lock"  # RunLock's; the one file of a run folder that outlives --o
 # What ganzoo itself writes at the top of a run folder: all --overwrite removes (and their
 # temporaries, ".NAME.tmp-PID"). A plugin's files and the user's own are kept, and named.
 OWN_ENTRIES = ("config.toml", "metrics.jsonl", "summary.json", "eval.json", "loss.png", "progress.gif",
-               "report.html", "samples", "checkpoints")
+               "report.html", "samples", "checkpoints", "tensorboard")  # the last: the built-in tensorboard plugin's
+_UNNAMED = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers add: kept, not named in the warning
+_CHECKPOINT_NAME = re.compile(r"(last|best|epoch_[0-9]+)\.safetensors|\..+\.tmp-[0-9]+")
 
 
 def json_safe(value: Any) -> Any:
@@ -101,11 +103,21 @@ class RunDir:
         return self.config.is_file() or self.checkpoints.is_dir()
 
     def is_ganzoo_run(self) -> bool:
-        """Whether ganzoo made this folder: the ``samples/`` and ``checkpoints/`` every run starts
-        with, beside a config.toml of ganzoo's shape (a ``[model]`` with a name, a ``[train]``). A
+        """Whether ganzoo made this folder, so that ``--overwrite`` may clear what ganzoo wrote in
+        it: its last checkpoint is a ganzoo checkpoint; or its config.toml has ganzoo's shape (a
+        ``[model]`` with a name, a ``[train]``) and its checkpoints/, if any, holds only ganzoo's
+        checkpoint names; or it holds nothing but the empty folders of a run that never started. A
         project folder that merely has a config.toml or a checkpoints/ of its own is not one."""
-        if not (self.samples.is_dir() and self.checkpoints.is_dir() and self.config.is_file()):
+        if checkpoint_step(self.last_checkpoint) is not None:
+            return True
+        try:
+            entries = {entry.name for entry in self.path.iterdir()}
+            stored = [entry.name for entry in self.checkpoints.iterdir()] if self.checkpoints.is_dir() else []
+            started = self.samples.is_dir() and not any(self.samples.iterdir())
+        except OSError:
             return False
+        if not self.config.is_file():  # a start that failed before config.toml was written: empty folders
+            return started and not stored and entries <= {"samples", "checkpoints", LOCK_FILE}
         from .tomlfile import load_toml
 
         try:
@@ -113,7 +125,8 @@ class RunDir:
         except (ConfigError, RecursionError):
             return False
         model = config.get("model")
-        return isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(config.get("train"), dict)
+        return (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(config.get("train"), dict)
+                and all(_CHECKPOINT_NAME.fullmatch(name) for name in stored))
 
     def clear(self) -> list[str]:
         """Remove what ganzoo wrote here (:data:`OWN_ENTRIES`) for ``--overwrite``; return the names
@@ -125,7 +138,8 @@ class RunDir:
                 continue
             own = name in OWN_ENTRIES or any(name.startswith(f".{own}.tmp-") for own in OWN_ENTRIES)
             if not own:
-                kept.append(name)
+                if name not in _UNNAMED:
+                    kept.append(name)
             elif entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
@@ -357,14 +371,15 @@ def prepare_new_run(path: str | Path, *, overwrite: bool = False) -> RunDir:
     if run.path.exists() and not run.path.is_dir():
         raise ConfigError(f"output path {run.path} exists and is not a folder")
     if run.path.is_dir() and any(entry.name != LOCK_FILE for entry in run.path.iterdir()):
-        if not overwrite:
-            what = "a ganzoo run" if run.is_run() else "other files"
-            raise ConfigError(
-                f"output folder {run.path} already holds {what}; pass --resume {run.path} to continue it, "
-                "--overwrite to replace it, or another --out"
-            )
         if not run.is_ganzoo_run():
-            raise ConfigError(_not_a_run(run.path))
+            raise ConfigError(_not_a_run(run.path) if overwrite else
+                              f"output folder {run.path} already holds files that are not a ganzoo run; "
+                              "pass another --out")
+        if not overwrite:
+            resume = (f"pass --resume {run.path} to continue it, " if run.last_checkpoint.is_file()
+                      else "it has no checkpoint to resume from; ")
+            raise ConfigError(f"output folder {run.path} already holds a ganzoo run; {resume}"
+                              "--overwrite to replace it, or another --out")
     check_writable(run.path)
     return run
 

@@ -30,10 +30,11 @@ def test_train_reproduces_the_command_exactly(tiny_data, tmp_path, capsys):
     made_by_the_cli = ganzoo.Run.open(tmp_path / "cli")  # a run the command line made, opened from Python
     assert made_by_the_cli.config == run.config and made_by_the_cli.summary["steps"] == 6
     assert torch.equal(made_by_the_cli.sample(5, seed=2), run.sample(5, seed=2))
+    assert run.sample(torch.tensor(3)).shape == (3, 1, 28, 28)  # any integer type: torch's, numpy's
     for n in (0, -1, 2.5):
         with pytest.raises(GanzooError, match="n must be a whole number of at least 1"):
             run.sample(n)
-    with pytest.raises(GanzooError, match="scoring needs n of at least 10 samples"):
+    with pytest.raises(GanzooError, match="n must be a whole number of at least 10, got 1"):
         run.evaluate(n=1)
 
 
