@@ -118,11 +118,13 @@ class RunDir:
             return False
         if not self.config.is_file():  # a start that failed before config.toml was written: empty folders
             return started and not stored and entries <= {"samples", "checkpoints", LOCK_FILE}
-        from .tomlfile import load_toml
-
         try:
-            config = load_toml(self.config)
-        except (ConfigError, RecursionError):
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            config = tomllib.loads(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
             return False
         model = config.get("model")
         return (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(config.get("train"), dict)
