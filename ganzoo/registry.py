@@ -48,9 +48,9 @@ class Spec:
             raise TypeError(f"the builder must be callable, got {type(build).__name__}")
         if not isinstance(kwargs.get("description", ""), str):
             raise TypeError(f"description= must be a string, got {type(kwargs['description']).__name__}")
-        if kwargs.get("options", NoOptions) is None:  # options=None, as the signatures in the docs write it
+        if kwargs.get("options") is None:  # left out, or options=None as the signatures in the docs write it
             kwargs["options"] = NoOptions
-        options = kwargs["options"] if "options" in kwargs else NoOptions
+        options = kwargs["options"]
         if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
             raise TypeError("options= must be a dataclass type")
         check_defaults(options)  # every option has a default a config can give back unchanged
