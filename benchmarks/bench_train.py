@@ -95,7 +95,7 @@ def run_ganzoo(args: argparse.Namespace, overrides: list[str]) -> dict:
     # log_every = 1: each line's images/s is over the wall time since the previous step's line
     seconds = [args.batch_size / r["images_per_s"] for r in lines if "images_per_s" in r and r["step"] > args.warmup]
     return {"name": "ganzoo " + (" ".join(overrides) or "defaults"), "step_seconds": seconds,
-            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile", "fast_dropout", "reuse_memory")}}
+            "peak_rss_mb": peak_rss_mb(), **{k: getattr(trainer.speed, k) for k in ("precision", "channels_last", "compile", "fast_dropout", "reuse_memory", "cuda_graphs")}}
 
 
 def main() -> None:

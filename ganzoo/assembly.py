@@ -16,6 +16,9 @@ from .data import DatasetSplit, load_images
 from .device import SpeedSettings, resolve_device
 from .distributed import DistInfo, gather_all
 from .errors import ConfigError
+from .graphs import GraphedStep
+from .graphs import refusal as graph_refusal
+from .graphs import resolve as resolve_cuda_graphs
 from .interfaces import GAN, Loss
 from .layers import set_fast_dropout, uses_batchnorm
 from .malloc import retain_freed_memory
@@ -32,6 +35,7 @@ class Assembly:
     speed: SpeedSettings
     step: StepModules
     batch_size: int  # the global batch (the dataset may be smaller than train.batch_size)
+    graphed: GraphedStep | None = None  # the step replayed from CUDA graphs (train.cuda_graphs)
 
     @property
     def ema(self) -> torch.nn.Module | None:
@@ -85,6 +89,10 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
                           f"{config.data.name!r} has no labels")
 
     speed = SpeedSettings.resolve(t, device, channels_last_ok=gan.channels_last)
+    graphs, why = resolve_cuda_graphs(
+        t.cuda_graphs, device=device, precision=speed.precision, compile=speed.compile, distributed=dist.enabled,
+        why_not=graph_refusal(gan, loss, regularizers, augmentations, model=config.model.name, loss_name=config.loss.name))
+    speed = dataclasses.replace(speed, cuda_graphs=graphs, reasons={**speed.reasons, **({"cuda_graphs": why} if why else {})})
     if speed.reuse_memory and not retain_freed_memory():
         speed = dataclasses.replace(speed, reuse_memory=False)  # not glibc: nothing to tune
     set_fast_dropout(gan, speed.fast_dropout)
@@ -113,7 +121,8 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
     )
     on_device = DatasetSplit(data.images.to(device), data.labels.to(device) if data.labels is not None else None,
                              data.class_names)
-    return Assembly(device, on_device, gan, loss, speed, step, min(t.batch_size, len(data.images)))
+    return Assembly(device, on_device, gan, loss, speed, step, min(t.batch_size, len(data.images)),
+                    GraphedStep(step) if speed.cuda_graphs else None)
 
 
 def stateful_parts(assembly: Assembly) -> dict[str, Any]:

@@ -42,7 +42,7 @@ RESUMABLE = {
     "data": ("root", "download"),
     "train": ("epochs", "max_steps", "max_minutes", "device", "log_every", "early_grids", "keep_checkpoints",
               "eval_every", "eval_n", "ema_decay", "ema_warmup", "precision", "channels_last", "compile", "fast_dropout",
-              "reuse_memory"),
+              "reuse_memory", "cuda_graphs"),
 }
 NO_RECIPE = "none"  # --recipe none: start from the model's defaults
 
@@ -80,6 +80,9 @@ class TrainSettings:
     channels_last: Literal["auto"] | bool = option(
         "auto", help="channels-last memory for models that declare it; auto: where it measured faster")
     compile: bool = option(False, help="torch.compile G and D")
+    cuda_graphs: Literal["auto"] | bool = option(
+        "auto", help="replay each training step from a CUDA graph (one launch instead of hundreds); auto: on for "
+                     "CUDA when the model, loss, regularizers and augmentations all declare it")
     fast_dropout: Literal["auto"] | bool = option(
         "auto", help="ganzoo.layers.Dropout draws its masks faster (same distribution); auto: on for CPU")
     reuse_memory: Literal["auto"] | bool = option(

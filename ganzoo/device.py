@@ -77,6 +77,7 @@ class SpeedSettings:
     compile: bool
     fast_dropout: bool
     reuse_memory: bool
+    cuda_graphs: bool = False  # decided by the assembly, which knows the step's parts (ganzoo.graphs.resolve)
     reasons: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -94,11 +95,19 @@ class SpeedSettings:
             channels_last = bool(train.channels_last)
         fast_dropout = device.type == "cpu" if train.fast_dropout == "auto" else bool(train.fast_dropout)
         reuse_memory = device.type == "cpu" if train.reuse_memory == "auto" else bool(train.reuse_memory)
-        return cls(precision, channels_last, bool(train.compile), fast_dropout, reuse_memory, reasons)
+        return cls(precision, channels_last, bool(train.compile), fast_dropout, reuse_memory, reasons=reasons)
 
     @property
     def dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _auto_precision(device: torch.device) -> tuple[str, str]:

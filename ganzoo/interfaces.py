@@ -167,11 +167,18 @@ class GAN(nn.Module):
     mutual information) overrides :meth:`discriminator_terms` and :meth:`generator_terms`. One whose
     discriminator's output only some losses understand (BEGAN's reconstruction error) names them in
     ``trains_with``; ``None`` means any loss whose own check accepts the model.
+
+    ``cuda_graphs=True`` says a training step of the pair can be captured in a CUDA graph and
+    replayed (``train.cuda_graphs``): the networks never read a value back to the host
+    (``.item()``, ``if tensor:``), build no tensor on the CPU, make no shape depend on the data, and
+    change no Python attribute per call (state lives in buffers updated in place). The conformance
+    suite captures and replays a step of every model that says so, on a machine with a GPU.
     """
 
     trains_with: tuple[str, ...] | None = None
 
-    def __init__(self, generator: Generator, discriminator: Discriminator, *, channels_last: bool = False) -> None:
+    def __init__(self, generator: Generator, discriminator: Discriminator, *, channels_last: bool = False,
+                 cuda_graphs: bool = False) -> None:
         super().__init__()
         if not isinstance(generator, Generator):
             raise TypeError(f"generator must be a ganzoo.interfaces.Generator, got {type(generator).__name__}")
@@ -180,6 +187,7 @@ class GAN(nn.Module):
         self.generator = generator
         self.discriminator = discriminator
         self.channels_last = bool(channels_last)
+        self.cuda_graphs = bool(cuda_graphs)
 
     @property
     def latent_dim(self) -> int:
@@ -222,9 +230,14 @@ class Loss(Stateful):
 
     A loss whose generator side also needs D's logits on real images (the relativistic losses) sets
     ``generator_sees_real = True``; ``generator_loss`` then receives ``real_logits`` too.
+
+    ``cuda_graphs = True`` says its methods can be captured in a CUDA graph (see ``GAN``): no value
+    read back to the host, and any state kept in tensors updated in place, never by rebinding an
+    attribute (a replayed graph runs the capture's tensors, not the attribute's new one).
     """
 
     generator_sees_real: bool = False
+    cuda_graphs: bool = False
 
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -253,9 +266,11 @@ class Regularizer(Stateful):
     composable with any loss and model that :meth:`check` accepts.
 
     ``every = k`` applies it on every k-th step only, times k (StyleGAN2's lazy regularisation).
+    ``cuda_graphs = True``: as for ``Loss``.
     """
 
     every: int = 1
+    cuda_graphs: bool = False
 
     def discriminator_term(self, discriminator: Discriminator, batch: Batch, real_out: DiscriminatorOutput,
                            fake_out: DiscriminatorOutput) -> torch.Tensor:  # pragma: no cover
@@ -270,7 +285,10 @@ class Regularizer(Stateful):
 
 class Augmentation(Stateful):
     """A differentiable transform applied to real and fake images alike before D sees them, in
-    D's updates and G's (DiffAugment), so that D cannot overfit the few real images it has."""
+    D's updates and G's (DiffAugment), so that D cannot overfit the few real images it has.
+    ``cuda_graphs = True``: as for ``Loss``."""
+
+    cuda_graphs: bool = False
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

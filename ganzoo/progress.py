@@ -37,7 +37,7 @@ class RichProgress:
             f"({len(trainer.images):,} images, batch {trainer.batch_size}, loss {escape(c.loss.name)}) "
             f"-> {escape(str(trainer.run.path))}\n"
             f"  {escape(s['device_name'])}, {s['precision']}" + (f" ({escape(why)})" if why else "")
-            + (", channels-last" if s["channels_last"] else "")
+            + (", channels-last" if s["channels_last"] else "") + self._graphs(s)
             + f"; {trainer.total_steps:,} steps of {trainer.steps_per_epoch:,} per epoch"
         )
         self._progress = Progress(
@@ -51,6 +51,17 @@ class RichProgress:
             epoch=self._epoch(trainer), d_loss="-", g_loss="-", rate="-",
         )
         self._progress.start()
+
+    @staticmethod
+    def _graphs(summary: dict[str, Any]) -> str:
+        """On CUDA: whether steps replay from CUDA graphs, and if not, why (a part that does not
+        declare it, such as an adaptive augmentation)."""
+        if summary["cuda_graphs"]:
+            return ", steps replayed from CUDA graphs"
+        why = summary["auto"].get("cuda_graphs", "")
+        if summary["device"].startswith("cuda") and why:
+            return f", steps not graphed ({escape(why.removeprefix('auto: off, '))})"
+        return ""
 
     @staticmethod
     def _epoch(trainer: Any) -> str:

@@ -41,9 +41,14 @@ class StepModules:
     augmentations: list[tuple[str, Augmentation]] = field(default_factory=list)
     # under data parallelism: every rank's logits, so that stateful hooks see the same on each rank
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # replayed from CUDA graphs (ganzoo.graphs): the EMA's decay is read from this tensor, and
+    # autocast keeps no cache of cast weights (a capture must not hold on to them)
+    ema_decay_tensor: torch.Tensor | None = None
+    autocast_cache: bool = True
 
     def autocast(self) -> AbstractContextManager[Any]:
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None,
+                              cache_enabled=self.autocast_cache)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         for _, augmentation in self.augmentations:
@@ -127,7 +132,9 @@ def generator_update(m: StepModules, real: torch.Tensor, fake: torch.Tensor, y: 
     finally:
         m.gan.discriminator.requires_grad_(True)
     if m.ema is not None:
-        update_ema(m.ema, m.gan.generator, ema_decay_at(g_step, m.ema_decay, warmup=m.ema_warmup))
+        decay = m.ema_decay_tensor
+        update_ema(m.ema, m.gan.generator,
+                   ema_decay_at(g_step, m.ema_decay, warmup=m.ema_warmup) if decay is None else decay)
     out["g_loss"] = g_loss.detach()
     return out
 
@@ -162,8 +169,17 @@ def ema_decay_at(step: int, decay: float, *, warmup: bool = True) -> float:
 
 
 @torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for weights; buffers (BatchNorm statistics) are copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for weights; buffers (BatchNorm statistics) are copied.
+
+    ``decay`` may be a 0-d tensor on the weights' device, which a captured CUDA graph reads when
+    replayed (a float would be frozen into the graph at its capture).
+    """
+    averaged, current = list(ema.parameters()), list(model.parameters())
+    if isinstance(decay, torch.Tensor):
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1.0 - decay))
+    else:
+        torch._foreach_lerp_(averaged, current, 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), model.buffers()):
         ema_buffer.copy_(buffer)

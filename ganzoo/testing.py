@@ -139,6 +139,78 @@ def _fail_with(advice: str) -> Iterator[None]:
         raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
 
 
+def _step_modules(gan: Any, loss: str, optimizer: Any, **kwargs: Any) -> Any:
+    import copy
+
+    import ganzoo
+    from ganzoo.step import StepModules
+
+    return StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator,
+                       loss=ganzoo.create_loss(loss), opt_g=optimizer(gan.generator.parameters()),
+                       opt_d=optimizer(gan.discriminator.parameters()), device_type="cuda",
+                       ema=copy.deepcopy(gan.generator).requires_grad_(False), ema_decay=0.999, **kwargs)
+
+
+def check_cuda_graph_step(gan: Any, loss: str, n: int = 8) -> None:
+    """Capture ``gan``'s training step with ``loss`` in CUDA graphs (:class:`ganzoo.graphs.GraphedStep`)
+    and replay it: a replayed step must change the weights, buffers and EMA as the same step run
+    eagerly does (fp32, SGD, the same seed; within 1% of each tensor's change, which TF32
+    convolutions and atomic reductions leave room for), and bf16 steps must replay without NaN."""
+    import torch
+
+    from ganzoo.graphs import GraphedStep
+    from ganzoo.step import train_step
+
+    advice = ("a step that declares cuda_graphs=True must be capturable: no .item() or `if tensor:` (no value "
+              "read back to the host), no tensor built on the CPU inside forward, no shape that depends on the "
+              "data, and state kept in buffers updated in place (a Python attribute rebound in forward keeps its "
+              "capture-time value when the graph is replayed)")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    gan = gan.to(device).train()
+    shape = gan.image_shape
+    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05))
+    y = labels_for(gan, n)
+    y = y.to(device) if y is not None else None
+    batches = [(torch.rand(n, *shape, device=device) * 2 - 1, gan.generator.sample_latent(n, device=device))
+               for _ in range(3)]
+    graphed = GraphedStep(m, warmup=1)
+    with _fail_with(advice):
+        for i, (real, z) in enumerate(batches[:2]):  # an eager warm-up, then the capture and its first replay
+            graphed(real, y, z, step=i)
+        tensors = [t for module in (gan, m.ema) for t in [*module.parameters(), *module.buffers()]
+                   if t.is_floating_point()]
+        before = [t.detach().clone() for t in tensors]
+        # the graph's second replay (its capture replayed once): state that a step rebinds instead
+        # of updating in place is read from where it was at the capture, and stays behind here
+        real, z = batches[2]
+        torch.cuda.manual_seed(5)
+        graphed(real, y, z, step=2)
+        replayed = [t.detach().clone() for t in tensors]
+        with torch.no_grad():
+            for t, saved in zip(tensors, before):
+                t.copy_(saved)
+        torch.cuda.manual_seed(5)
+        train_step(m, real, y, z, step=2)  # the EMA reads the decay the replay was given
+        torch.cuda.synchronize()
+    names = [name for module, prefix in ((gan, ""), (m.ema, "ema.")) for name, t in
+             [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
+    moved = [name for name, a, b in zip(names, replayed, before) if not torch.equal(a, b)]
+    differ = [name for name, a, b, e in zip(names, replayed, before, tensors)
+              if float((a - e.detach()).norm()) > 1e-2 * float((e.detach() - b).norm()) + 1e-6]
+    with _fail_with(advice):
+        assert moved, "a replayed step changed no weight"
+        assert not differ, (f"a replayed step and the same step run eagerly changed these differently: {differ[:6]}"
+                            + (f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""))
+    m16 = _step_modules(gan, loss, lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999)),
+                        dtype=torch.bfloat16)
+    graphed = GraphedStep(m16, warmup=1)
+    with _fail_with(advice + "; under bf16 autocast too"):
+        outs = [graphed(real, y, z, step=i) for i, (real, z) in enumerate(batches)]
+        bad = {k: float(v) for out in outs for k, v in out.items() if not torch.isfinite(v).all()}
+        assert not bad, f"bf16 steps replayed from a graph gave non-finite values: {bad}"
+
+
 def _train(model: str, root: Path, out: Path, **kwargs: Any) -> Any:
     import ganzoo
 
@@ -384,6 +456,22 @@ class ConformanceSuite:
         with _fail_with("never .view() a 4-D activation (reshape, or ganzoo.layers.Flatten), and convert tensors "
                         "the model makes itself with ganzoo.layers.memory_format_of"):
             assert not mixed, f"ops computing on two memory layouts at once: {sorted(mixed)}"
+
+    def test_cuda_graph_promise(self, model: str) -> None:
+        import torch
+
+        gan = build(model, SHAPES[0])
+        if not gan.cuda_graphs:
+            pytest.skip(f"{model} does not declare cuda_graphs=True")
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA GPU here: a model that declares cuda_graphs=True is captured on a machine with one")
+        losses, _ = compatible_losses(gan)
+        import ganzoo
+
+        capturable = [name for name in losses if ganzoo.create_loss(name).cuda_graphs]
+        with _fail_with("a model that declares cuda_graphs=True must train with at least one loss that does"):
+            assert capturable, f"no loss that can train {model} declares cuda_graphs = True (losses: {losses})"
+        check_cuda_graph_step(gan, capturable[0])
 
     def test_registration_does_not_import_torch(self, model: str) -> None:
         import ganzoo

@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from .atomic import atomic_write_bytes
 from .checkpoint import load_checkpoint, pack_training_state, save_checkpoint, split_prefix, unpack_training_state
 from .config import Config
 from .data import to_unit_range
-from .device import describe_device
+from .device import describe_device, synchronize
 from .distributed import DistInfo, average_over_ranks
 from .errors import CheckpointError, GanzooWarning, TrainingDiverged, TrainingInterrupted
 from .images import save_grid
@@ -224,8 +225,9 @@ class Trainer:
         z = self.gan.generator.sample_latent(real.shape[0], generator=self.noise_rng, device=self.device)
         d_steps = self.config.train.d_steps
         update_g = (self.state.step + 1) % d_steps == 0
-        return train_step(self.parts.step, real, y, z, update_g=update_g, step=self.state.step,
-                          g_step=self.state.step // d_steps)  # G's updates so far, when update_g
+        step = self.parts.graphed or partial(train_step, self.parts.step)
+        return step(real, y, z, update_g=update_g, step=self.state.step,
+                    g_step=self.state.step // d_steps)  # G's updates so far, when update_g
 
     def _steps_this_epoch(self) -> int:
         return min(self.steps_per_epoch, self.total_steps - self.state.epoch * self.steps_per_epoch)
@@ -247,9 +249,14 @@ class Trainer:
         self.last = out
         self.state.step += 1
         self.state.step_in_epoch += 1
+        log_now = self.state.step % self.config.train.log_every == 0 or self.state.step == self.total_steps
+        if self.device.type != "cpu" and (log_now or self._untimed_work_follows()):
+            # a GPU computes behind the host (far behind when steps replay from CUDA graphs): wait
+            # for it here, so that the steps' time counts as training and not as the grid's or
+            # checkpoint's that follows
+            synchronize(self.device)
         self.state.train_seconds += time.perf_counter() - start
         self.window.add(out, real.shape[0] * self.dist.world_size)
-        log_now = self.state.step % self.config.train.log_every == 0 or self.state.step == self.total_steps
         if self.device.type == "cpu" or log_now:  # elsewhere reading a loss back waits for the device
             self._check_finite(out)
         self.events.emit("on_step_end", trainer=self)
@@ -267,6 +274,11 @@ class Trainer:
                 f"{name} received: stopped after step {self.state.step}, checkpoint saved to {path}. "
                 f"Resume with: ganzoo train --resume {self.run.path}"
             )
+
+    def _untimed_work_follows(self) -> bool:
+        """A grid, a checkpoint or a stop comes after this step (each waits for the device)."""
+        return (self.state.step_in_epoch >= self._steps_this_epoch() or self._stop_signal is not None
+                or (self.state.epoch == 0 and self.state.step in self._early_grids))
 
     def _log(self) -> None:
         if not self.window:
@@ -386,6 +398,7 @@ class Trainer:
             "precision": self.speed.precision,
             "channels_last": self.speed.channels_last,
             "compile": self.speed.compile,
+            "cuda_graphs": self.speed.cuda_graphs,
             "fast_dropout": self.speed.fast_dropout,
             "reuse_memory": self.speed.reuse_memory,
             "auto": dict(self.speed.reasons),

@@ -1,4 +1,5 @@
-"""On a CUDA GPU: bf16 autocast, channels-last, resume, and sampling on the CPU from a GPU run.
+"""On a CUDA GPU: bf16 autocast, channels-last, steps replayed from CUDA graphs, resume, and sampling on
+the CPU from a GPU run.
 
 Every test here is marked ``cuda`` and skips, saying so, on a machine without a GPU; the rest of
 the suite runs on the CPU on every machine (conftest.py).
@@ -12,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+import ganzoo
 from conftest import make_trainer
 from ganzoo.checkpoint import load_checkpoint, split_prefix
 from ganzoo.cli import main
+from ganzoo.testing import ConformanceSuite
 
 pytestmark = pytest.mark.cuda
 FAST = ["--set", "model.width=8", "--batch-size", "32", "--device", "cuda"]
@@ -26,6 +29,28 @@ def test_a_run_trains_on_the_gpu_in_bf16_channels_last(tiny_data, tmp_path, caps
     summary = json.loads((run / "summary.json").read_text())
     assert summary["device"].startswith("cuda") and summary["precision"] in ("bf16", "fp16")
     assert summary["channels_last"] is True and all(np.isfinite(v) for v in summary["final"].values())
+    assert summary["cuda_graphs"] is True and summary["auto"]["cuda_graphs"].startswith("auto: on for CUDA")
+
+
+@pytest.mark.parametrize("model", ganzoo.list_models())
+def test_every_model_that_declares_cuda_graphs_replays_its_step_as_it_runs_eagerly(model):
+    """The conformance check a plugin's CI runs on a GPU (this suite's conftest hides the GPU from it)."""
+    ConformanceSuite().test_cuda_graph_promise(model)
+
+
+def test_a_critic_with_d_steps_a_penalty_and_an_ema_trains_from_graphs(tiny_data, tmp_path, capsys):
+    """wgan-gp: D-only and D+G steps (two graphs, each replayed after 3 eager steps: 18 steps), the
+    gradient penalty's double backward, the EMA."""
+    runs = {}
+    for graphs in ("true", "false"):
+        run = tmp_path / graphs
+        assert main(["train", "wgan-gp", "--data-dir", str(tiny_data), "--epochs", "6", "--out", str(run), *FAST,
+                     "--set", "train.d_steps=2", "--set", "train.ema_decay=0.99", "--set", f"train.cuda_graphs={graphs}",
+                     "--seed", "4"]) == 0
+        runs[graphs] = json.loads((run / "summary.json").read_text())
+    assert runs["true"]["cuda_graphs"] is True and runs["false"]["cuda_graphs"] is False
+    for summary in runs.values():
+        assert summary["steps"] == runs["false"]["steps"] and all(np.isfinite(v) for v in summary["final"].values())
 
 
 def test_sampling_on_the_cpu_from_a_gpu_run_gives_the_gpus_images(tiny_data, tmp_path, capsys):

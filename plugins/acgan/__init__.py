@@ -23,7 +23,7 @@ def _with_class_losses(gan: Any, options: ACGANOptions) -> Any:
     from .model import AuxiliaryClassifierGAN
 
     return AuxiliaryClassifierGAN(gan.generator, gan.discriminator, aux_weight=options.aux_weight,
-                                  channels_last=gan.channels_last)
+                                  channels_last=gan.channels_last, cuda_graphs=gan.cuda_graphs)
 
 
 register_models = variant(

@@ -15,8 +15,8 @@ from ganzoo.interfaces import GAN, Batch, Discriminator, DiscriminatorOutput, Ge
 
 class AuxiliaryClassifierGAN(GAN):
     def __init__(self, generator: Generator, discriminator: Discriminator, *, aux_weight: float,
-                 channels_last: bool = False) -> None:
-        super().__init__(generator, discriminator, channels_last=channels_last)
+                 channels_last: bool = False, cuda_graphs: bool = False) -> None:
+        super().__init__(generator, discriminator, channels_last=channels_last, cuda_graphs=cuda_graphs)
         self.aux_weight = aux_weight
 
     def discriminator_terms(self, real: DiscriminatorOutput, fake: DiscriminatorOutput,

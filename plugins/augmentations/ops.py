@@ -84,6 +84,8 @@ def parse_policy(policy: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
 class DiffAugment(Augmentation):
     """Every operation of the policy on every image, every time D sees one."""
 
+    cuda_graphs = True
+
     def __init__(self, policy: str) -> None:
         self.ops = parse_policy(policy)
 

@@ -159,10 +159,12 @@ class BigGANGenerator(Generator):
 def build_projgan(options: Any, image_shape: tuple[int, int, int], num_classes: int | None) -> GAN:
     _check("projgan", image_shape, num_classes)
     return GAN(ProjectionGenerator(options, image_shape, num_classes),  # type: ignore[arg-type]
-               ProjectionDiscriminator(image_shape, num_classes, options.width, residual=False))  # type: ignore[arg-type]
+               ProjectionDiscriminator(image_shape, num_classes, options.width, residual=False),  # type: ignore[arg-type]
+               cuda_graphs=True)
 
 
 def build_biggan(options: Any, image_shape: tuple[int, int, int], num_classes: int | None) -> GAN:
     _check("biggan", image_shape, num_classes)
     return GAN(BigGANGenerator(options, image_shape, num_classes),  # type: ignore[arg-type]
-               ProjectionDiscriminator(image_shape, num_classes, options.width, residual=True))  # type: ignore[arg-type]
+               ProjectionDiscriminator(image_shape, num_classes, options.width, residual=True),  # type: ignore[arg-type]
+               cuda_graphs=True)

@@ -126,4 +126,5 @@ def build_dcgan(options: Any, *, image_shape: tuple[int, int, int], num_classes:
         DCGANDiscriminator(options, image_shape, classes, label_input=conditional, class_head=aux_classifier,
                            spectral_norm=spectral_norm, batchnorm=batchnorm),
         channels_last=True,
+        cuda_graphs=True,
     )

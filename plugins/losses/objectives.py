@@ -13,6 +13,8 @@ from ganzoo.interfaces import Loss
 
 
 class _BinaryDiscriminatorLoss(Loss):
+    cuda_graphs = True
+
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         # -[log D(x) + log(1 - D(G(z)))], each term averaged over its batch
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
@@ -35,6 +37,8 @@ class NonSaturatingLoss(_BinaryDiscriminatorLoss):
 class LeastSquaresLoss(Loss):
     """LSGAN (Mao et al. 2017), the 0-1 coding: D pushes real to 1 and fake to 0, G pushes fake to 1."""
 
+    cuda_graphs = True
+
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
 
@@ -44,6 +48,8 @@ class LeastSquaresLoss(Loss):
 
 class HingeLoss(Loss):
     """The hinge loss of Lim & Ye (2017) and Miyato et al. (2018)."""
+
+    cuda_graphs = True
 
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()

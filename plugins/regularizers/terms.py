@@ -38,6 +38,8 @@ def _batchnorm_reason(discriminator: nn.Module) -> str | None:
 class R1(Regularizer):
     """Mescheder, Geiger and Nowozin (2018), eq. (9): R1 = gamma/2 E_{p_D}[||grad D(x)||^2]."""
 
+    cuda_graphs = True
+
     def __init__(self, options: Any) -> None:
         self.gamma, self.every = options.gamma, options.every
 
@@ -60,6 +62,8 @@ class R2(R1):
 class GradientPenalty(Regularizer):
     """The penalty of WGAN-GP as a regularizer of any model (Gulrajani et al. 2017, eq. (3))."""
 
+    cuda_graphs = True
+
     def __init__(self, options: Any) -> None:
         self.weight, self.target, self.every = options.weight, options.target, options.every
 
@@ -75,6 +79,8 @@ class Dragan(Regularizer):
     """Kodali et al. (2017), eq. (2), as their reference code draws it: the penalty
     lambda (||grad D(x_hat)|| - 1)^2 at x_hat = x + alpha * delta, delta = spread * std(x) * U[0, 1)
     per pixel and alpha ~ U[0, 1) per sample: in a neighbourhood of the data, not between data and fakes."""
+
+    cuda_graphs = True
 
     def __init__(self, options: Any) -> None:
         self.weight, self.spread, self.every = options.weight, options.spread, options.every
@@ -99,6 +105,8 @@ def flip_and_shift(images: torch.Tensor, shift: float) -> torch.Tensor:
 
 class BalancedConsistency(Regularizer):
     """Zhao et al. (2021), section 3.1: lambda_real ||D(x) - D(T(x))||^2 + lambda_fake ||D(G(z)) - D(T(G(z)))||^2."""
+
+    cuda_graphs = True
 
     def __init__(self, options: Any) -> None:
         self.real_weight, self.fake_weight, self.shift = options.real_weight, options.fake_weight, options.shift

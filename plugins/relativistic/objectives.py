@@ -11,6 +11,7 @@ from ganzoo.interfaces import Loss
 
 class _Relativistic(Loss):
     generator_sees_real = True
+    cuda_graphs = True
 
     def _needs(self, real_logits: torch.Tensor | None) -> torch.Tensor:
         if real_logits is None:

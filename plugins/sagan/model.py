@@ -80,4 +80,4 @@ class SAGANDiscriminator(Discriminator):
 
 def build_sagan(options: Any, image_shape: tuple[int, int, int]) -> GAN:
     require_sides_divisible("sagan", image_shape)
-    return GAN(SAGANGenerator(options, image_shape), SAGANDiscriminator(options, image_shape))
+    return GAN(SAGANGenerator(options, image_shape), SAGANDiscriminator(options, image_shape), cuda_graphs=True)

@@ -47,4 +47,4 @@ class MLPDiscriminator(Discriminator):
 
 
 def build_vanilla(options: Any, *, image_shape: tuple[int, int, int]) -> GAN:
-    return GAN(MLPGenerator(options, image_shape), MLPDiscriminator(options, image_shape))
+    return GAN(MLPGenerator(options, image_shape), MLPDiscriminator(options, image_shape), cuda_graphs=True)

@@ -15,6 +15,8 @@ class Wasserstein(Loss):
     """The critic maximises E[f(x)] - E[f(G(z))]; as losses to minimise: the critic
     E[f(G(z))] - E[f(x)] (Algorithm 1, line 5), G -E[f(G(z))] (line 10)."""
 
+    cuda_graphs = True  # the clipped form clamps the critic's weights in place
+
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return fake_logits.mean() - real_logits.mean()
 

@@ -1,0 +1,168 @@
+"""The step replayed from CUDA graphs (ganzoo.graphs): what can be checked without a GPU.
+
+The capture itself needs CUDA (tests/test_cuda.py captures every model that declares it); here a
+stand-in capture reruns the step on its static buffers when replayed, which checks everything
+around the graph: one graph per kind of step, the warm-up, inputs copied in, fresh outputs, the
+EMA's decay read from a tensor, and which runs may use graphs at all.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import make_trainer
+from ganzoo.checkpoint import load_checkpoint
+from ganzoo.cli import main
+from ganzoo.errors import ConfigError
+from ganzoo.graphs import GraphedStep, refusal, resolve
+from ganzoo.step import update_ema
+
+
+def rerun_capture(fn):
+    """Like torch.cuda.graph: nothing runs at capture; each replay runs ``fn`` on the buffers it
+    closed over and rewrites the same output tensors in place."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def replay() -> None:
+        for name, value in fn().items():
+            outputs.setdefault(name, torch.empty_like(value)).copy_(value)
+
+    return replay, outputs
+
+
+def _fit(tmp_path, tiny_data, name, *, graphed: bool, **train):
+    trainer = make_trainer(tmp_path / name, tiny_data, "wgan-gp", width=4, **train)
+    if graphed:
+        trainer.parts.graphed = GraphedStep(trainer.parts.step, warmup=1, capture=rerun_capture)
+    trainer.fit()
+    return trainer, load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")[0]
+
+
+def test_a_replayed_run_trains_as_the_eager_run_does(tiny_data, tmp_path):
+    """D-only and D+G steps, a lazy regularizer and the EMA's warm-up: 8 steps through graphs (the
+    stand-in) give the weights of 8 eager steps; the EMA's tensor decay rounds differently, barely."""
+    train = dict(max_steps=8, d_steps=2, ema_decay=0.9, regularizers=[{"name": "r1", "every": 2}])
+    _, eager = _fit(tmp_path, tiny_data, "eager", graphed=False, **train)
+    trainer, replayed = _fit(tmp_path, tiny_data, "graphed", graphed=True, **train)
+    assert eager.keys() == replayed.keys()
+    for key in eager:
+        if key.startswith("generator_ema."):
+            torch.testing.assert_close(replayed[key], eager[key], rtol=1e-5, atol=1e-6, msg=key)
+        else:
+            assert torch.equal(replayed[key], eager[key]), key
+    graphed = trainer.parts.graphed
+    # steps 0..7: G learns on odd steps, r1 is due on even ones, so two kinds of step
+    assert sorted(graphed.graphs) == sorted(graphed.eager_steps) and len(graphed.graphs) == 2
+    assert set(graphed.eager_steps.values()) == {1}
+
+
+def test_each_kind_of_step_has_its_own_graph_and_warm_up(tiny_data, tmp_path):
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4, d_steps=3, max_steps=None)
+    step = GraphedStep(trainer.parts.step, warmup=2, capture=rerun_capture)
+    real = trainer.images[:24].float() / 127.5 - 1
+    z = trainer.gan.generator.sample_latent(24)
+    kinds = []
+    for i in range(12):
+        out = step(real, None, z, update_g=(i + 1) % 3 == 0, step=i, g_step=i // 3)
+        kinds.append(len(step.graphs))
+        assert ("g_loss" in out) == ((i + 1) % 3 == 0)
+    # D-only steps (two of every three) are captured after two eager ones, D+G steps after theirs
+    assert kinds == [0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2]
+    half = step(real[:12], None, z[:12], update_g=False, step=12)  # a smaller batch: a kind of its own
+    assert step.eager_steps[step.key(real[:12], None, update_g=False, step=12)] == 1 and len(half) >= 3
+
+
+def test_replayed_outputs_are_fresh_tensors_and_inputs_are_copied_in(tiny_data, tmp_path):
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4)
+    step = GraphedStep(trainer.parts.step, warmup=0, capture=rerun_capture)
+    real = trainer.images[:24].float() / 127.5 - 1
+    z = trainer.gan.generator.sample_latent(24)
+    first = step(real, None, z)
+    kept = {k: v.clone() for k, v in first.items()}
+    second = step(-real, None, torch.zeros_like(z))
+    (_, outputs, inputs), = step.graphs.values()
+    assert torch.equal(inputs[0], -real) and torch.equal(inputs[1], torch.zeros_like(z))
+    assert all(torch.equal(first[k], kept[k]) for k in first)  # the next replay did not overwrite them
+    assert all(second[k].data_ptr() != outputs[k].data_ptr() for k in second)
+
+
+def test_the_emas_decay_as_a_tensor_is_the_decay_as_a_float():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    a, b = (torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)) for _ in range(2))
+    b.load_state_dict(a.state_dict())
+    model(torch.randn(8, 4))  # running statistics to copy
+    update_ema(a, model, 0.75)
+    update_ema(b, model, torch.tensor(0.75))
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7, msg=name)
+    assert not torch.equal(a[0].weight, model[0].weight)
+
+
+@pytest.mark.parametrize(("setting", "device", "kwargs", "expected"), [
+    ("auto", "cpu", {}, "auto: off, it needs a CUDA device (this run is on cpu)"),
+    ("auto", "cuda", {"precision": "fp16"}, "auto: off, fp16's loss scaling"),
+    ("auto", "cuda", {"compile": True}, "auto: off, train.compile is on"),
+    ("auto", "cuda", {"distributed": True}, "auto: off, it runs in one process only"),
+    ("auto", "cuda", {"why_not": "loss 'x' does not declare"}, "auto: off, loss 'x' does not declare"),
+    ("auto", "cuda", {}, "auto: on for CUDA"),
+])
+def test_auto_says_why_it_is_on_or_off(setting, device, kwargs, expected):
+    args = {"precision": "bf16", "compile": False, "distributed": False, "why_not": None, **kwargs}
+    on, reason = resolve(setting, device=torch.device(device), **args)
+    assert on == (expected == "auto: on for CUDA") and reason.startswith(expected)
+
+
+def test_true_where_graphs_cannot_work_is_refused_naming_why():
+    with pytest.raises(ConfigError, match=r"train.cuda_graphs = true cannot be used: it needs a CUDA device"):
+        resolve(True, device=torch.device("cpu"), precision="fp32", compile=False, distributed=False, why_not=None)
+    assert resolve(False, device=torch.device("cuda"), precision="bf16", compile=False, distributed=False,
+                   why_not=None) == (False, None)
+
+
+def test_every_part_of_the_step_must_declare_it(tiny_data, tmp_path):
+    import ganzoo
+
+    dcgan, infogan = (ganzoo.create_model(m, image_shape=(1, 28, 28)) for m in ("dcgan", "infogan"))
+    loss = ganzoo.create_loss("nonsaturating")
+    assert refusal(dcgan, loss, [], [], model="dcgan", loss_name="nonsaturating") is None
+    assert "model 'infogan' does not declare" in refusal(infogan, loss, [], [], model="infogan", loss_name="nonsaturating")
+    ada, lecam = ganzoo.create_augmentation("ada"), ganzoo.create_regularizer("lecam")
+    r1, diffaugment = ganzoo.create_regularizer("r1"), ganzoo.create_augmentation("diffaugment")
+    assert refusal(dcgan, loss, [("r1", r1)], [("diffaugment", diffaugment)], model="dcgan", loss_name="nonsaturating") is None
+    # ADA and LeCam keep their state by rebinding attributes: a replayed graph would not advance it
+    assert "augmentation 'ada' does not declare" in refusal(dcgan, loss, [], [("ada", ada)], model="dcgan",
+                                                            loss_name="nonsaturating")
+    assert "regularizer 'lecam' does not declare" in refusal(dcgan, loss, [("lecam", lecam)], [], model="dcgan",
+                                                             loss_name="nonsaturating")
+
+
+def test_a_cpu_run_says_why_it_does_not_use_graphs_and_refuses_true(tiny_data, tmp_path, capsys):
+    common = ["train", "dcgan", "--data-dir", str(tiny_data), "--max-steps", "2", "--set", "model.width=4",
+              "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["cuda_graphs"] is False
+    assert summary["auto"]["cuda_graphs"] == "auto: off, it needs a CUDA device (this run is on cpu)"
+    capsys.readouterr()
+    assert main([*common, "--set", "train.cuda_graphs=true", "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "error: train.cuda_graphs = true cannot be used: it needs a CUDA device" in err
+    assert "Traceback" not in err and not (tmp_path / "refused").exists()
+
+
+def test_the_run_header_says_whether_steps_replay_from_graphs_and_if_not_why():
+    from ganzoo.progress import RichProgress
+
+    def header(device, on, why=None):
+        return RichProgress._graphs({"device": device, "cuda_graphs": on,
+                                        "auto": {"cuda_graphs": why} if why else {}})
+
+    assert header("cuda:0", True, "auto: on for CUDA, every part ...") == ", steps replayed from CUDA graphs"
+    assert header("cuda:0", False, "auto: off, augmentation 'ada' does not declare that it can be captured") == \
+        ", steps not graphed (augmentation 'ada' does not declare that it can be captured)"
+    assert header("cpu", False, "auto: off, it needs a CUDA device (this run is on cpu)") == ""  # nothing to say
+    assert header("cuda:0", False) == ""  # train.cuda_graphs = false: the user's own choice
