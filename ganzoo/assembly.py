@@ -103,7 +103,11 @@ def assemble(config: Config, dist: DistInfo | None = None) -> Assembly:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
-        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+        # D runs twice (reals, fakes) before one backward; DDP's broadcast of its buffers before the
+        # second call writes, in place, the BatchNorm statistics the first call saved for backward
+        # (PyTorch 2.11 then refuses the backward). In training D's BatchNorm uses batch statistics,
+        # so its running ones need no sync; rank 0's are saved.
+        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids, broadcast_buffers=False)
         torch.manual_seed(t.seed + 7919 * dist.rank)  # each rank its own dropout masks
     # D_frozen serves G's update: D's weights take no gradient there, so it needs no DDP sync
     D_frozen: torch.nn.Module = gan.discriminator
