@@ -111,8 +111,8 @@ def feature_net(dataset: str, train: DatasetSplit, test: DatasetSplit, *, epochs
     batches_per_epoch = math.ceil(len(train_x) / 128)
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # all on the CPU: leave CUDA alone
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # all on the CPU: fork and seed its generator only
+        torch.default_generator.manual_seed(seed)
         net = FeatureNet(*train_x.shape[1:], num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
         for epoch in range(epochs):
@@ -174,8 +174,8 @@ def _scores(net: FeatureNet, a: torch.Tensor, b: torch.Tensor, seed: int) -> dic
                 batch = images[s:e].float()
                 fid.update(batch, real=real)
                 kid.update(batch, real=real)
-        with torch.random.fork_rng(devices=[]):  # all on the CPU: leave CUDA alone
-            torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):  # all on the CPU: fork and seed its generator only
+            torch.default_generator.manual_seed(seed)
             kid_mean, kid_std = kid.compute()
         return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
 

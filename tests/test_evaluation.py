@@ -72,6 +72,27 @@ def test_feature_network_is_trained_once_cached_and_deterministic(scored_run):
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
 
 
+
+def test_scoring_seeds_the_cpu_only_and_leaves_the_gpus_random_stream_alone(scored_run, monkeypatch):
+    """During training on a GPU, an evaluation used to reseed CUDA's generator to the run's seed
+    (torch.manual_seed seeds every device): dropout and augmentation then repeated their draws."""
+    run, data, base = scored_run
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
+    cached = next((base / "cache" / "features").glob("*.safetensors"))
+    cached.rename(cached.with_suffix(".bak"))  # the feature network trains again, seeded
+    try:
+        splits = [load_images("fashion_mnist", data, train=train, download=False) for train in (True, False)]
+        net, _ = feature_net("fashion_mnist", *splits)
+        state = torch.random.get_rng_state()
+        images = splits[1].images.float() / 127.5 - 1
+        _scores(net, images[:20], images[20:40], seed=5)
+    finally:
+        for extra in (base / "cache" / "features").glob("*.safetensors"):
+            extra.unlink()
+        cached.with_suffix(".bak").rename(cached)
+    assert seeded == [] and torch.equal(torch.random.get_rng_state(), state)
+
 def test_eval_during_training_logs_scores_and_keeps_the_best(scored_run):
     run, _, _ = scored_run
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
