@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .step import StepModules, ema_decay_at, train_step
 
 WARMUP = 3
@@ -157,5 +157,12 @@ class GraphedStep:
         inputs = tuple(t.clone() for t in (real, z) + ((y,) if y is not None else ()))
         static_real, static_z = inputs[0], inputs[1]
         static_y = inputs[2] if y is not None else None
-        replay, outputs = self.capture(lambda: train_step(self.m, static_real, static_y, static_z, **kwargs))
+        try:
+            replay, outputs = self.capture(lambda: train_step(self.m, static_real, static_y, static_z, **kwargs))
+        except RuntimeError as exc:  # a part declared cuda_graphs but reads back to the host, or the like
+            raise PluginError(
+                "capturing the training step in a CUDA graph failed, although every part of it declares "
+                f"cuda_graphs = True: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}. "
+                "Train with --set train.cuda_graphs=false, and tell the author of the model, loss, "
+                "regularizer or augmentation that reads a value back or builds a tensor on the CPU") from exc
         return replay, outputs, inputs

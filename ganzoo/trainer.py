@@ -172,7 +172,7 @@ class Trainer:
                 while not self.done():
                     order = epoch_order(len(self.images), t.seed, self.state.epoch)
                     while self.state.step_in_epoch < self._steps_this_epoch() and not self.out_of_time():
-                        self._step(*self._batch(order))
+                        self._step(order)
                     self._end_epoch()
             status = "completed"
         except TrainingInterrupted:
@@ -241,8 +241,11 @@ class Trainer:
         idx = idx.to(self.device)
         return to_unit_range(self.images[idx]), (self.labels[idx] if self.labels is not None else None)
 
-    def _step(self, real: torch.Tensor, y: torch.Tensor | None) -> None:
+    def _step(self, order: torch.Tensor) -> None:
+        # the clock covers the batch's slicing too: on a GPU, copying its indices over waits for
+        # the step before, so that step's device time is counted here, as training
         start = time.perf_counter()
+        real, y = self._batch(order)
         out = self.train_step(real, y)
         if self.dist.enabled:
             out, self._stop_signal = average_over_ranks(out, self._stop_signal, self.device)
@@ -250,12 +253,13 @@ class Trainer:
         self.state.step += 1
         self.state.step_in_epoch += 1
         log_now = self.state.step % self.config.train.log_every == 0 or self.state.step == self.total_steps
-        if self.device.type != "cpu" and (log_now or self._untimed_work_follows()):
-            # a GPU computes behind the host (far behind when steps replay from CUDA graphs): wait
-            # for it here, so that the steps' time counts as training and not as the grid's or
-            # checkpoint's that follows
-            synchronize(self.device)
         self.state.train_seconds += time.perf_counter() - start
+        if self.device.type != "cpu" and (log_now or self._untimed_work_follows() or self.out_of_time()):
+            # a GPU computes behind the host: before a log line, a grid, a checkpoint or the
+            # budget's end, wait for it, so that this step's device time counts as training
+            start = time.perf_counter()
+            synchronize(self.device)
+            self.state.train_seconds += time.perf_counter() - start
         self.window.add(out, real.shape[0] * self.dist.world_size)
         if self.device.type == "cpu" or log_now:  # elsewhere reading a loss back waits for the device
             self._check_finite(out)

@@ -44,7 +44,7 @@ def _fit(tmp_path, tiny_data, name, *, graphed: bool, **train):
 def test_a_replayed_run_trains_as_the_eager_run_does(tiny_data, tmp_path):
     """D-only and D+G steps, a lazy regularizer and the EMA's warm-up: 8 steps through graphs (the
     stand-in) give the weights of 8 eager steps; the EMA's tensor decay rounds differently, barely."""
-    train = dict(max_steps=8, d_steps=2, ema_decay=0.9, regularizers=[{"name": "r1", "every": 2}])
+    train = dict(max_steps=8, d_steps=2, ema_decay=0.9, regularizers=[{"name": "r1", "every": 4}])
     _, eager = _fit(tmp_path, tiny_data, "eager", graphed=False, **train)
     trainer, replayed = _fit(tmp_path, tiny_data, "graphed", graphed=True, **train)
     assert eager.keys() == replayed.keys()
@@ -54,8 +54,11 @@ def test_a_replayed_run_trains_as_the_eager_run_does(tiny_data, tmp_path):
         else:
             assert torch.equal(replayed[key], eager[key]), key
     graphed = trainer.parts.graphed
-    # steps 0..7: G learns on odd steps, r1 is due on even ones, so two kinds of step
-    assert sorted(graphed.graphs) == sorted(graphed.eager_steps) and len(graphed.graphs) == 2
+    # steps 0..7: G learns on odd steps, r1 is due on steps 0 and 4: three kinds of step, each
+    # stepped once eagerly, then captured
+    assert sorted(graphed.graphs) == sorted(graphed.eager_steps) == [
+        (False, (False,), (24, 1, 28, 28), True), (False, (True,), (24, 1, 28, 28), True),
+        (True, (False,), (24, 1, 28, 28), True)]  # (G updated, r1 due, batch shape, labels)
     assert set(graphed.eager_steps.values()) == {1}
 
 
@@ -72,7 +75,8 @@ def test_each_kind_of_step_has_its_own_graph_and_warm_up(tiny_data, tmp_path):
     # D-only steps (two of every three) are captured after two eager ones, D+G steps after theirs
     assert kinds == [0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2]
     half = step(real[:12], None, z[:12], update_g=False, step=12)  # a smaller batch: a kind of its own
-    assert step.eager_steps[step.key(real[:12], None, update_g=False, step=12)] == 1 and len(half) >= 3
+    assert step.eager_steps[step.key(real[:12], None, update_g=False, step=12)] == 1
+    assert set(half) == {"d_loss", "d_real", "d_fake"} and len(step.graphs) == 2
 
 
 def test_replayed_outputs_are_fresh_tensors_and_inputs_are_copied_in(tiny_data, tmp_path):
@@ -166,3 +170,22 @@ def test_the_run_header_says_whether_steps_replay_from_graphs_and_if_not_why():
         ", steps not graphed (augmentation 'ada' does not declare that it can be captured)"
     assert header("cpu", False, "auto: off, it needs a CUDA device (this run is on cpu)") == ""  # nothing to say
     assert header("cuda:0", False) == ""  # train.cuda_graphs = false: the user's own choice
+
+
+def test_a_step_that_cannot_be_captured_says_what_to_do(tiny_data, tmp_path):
+    from ganzoo.errors import PluginError
+
+    def failing_capture(fn):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    trainer = make_trainer(tmp_path / "run", tiny_data, "dcgan", width=4)
+    step = GraphedStep(trainer.parts.step, warmup=1, capture=failing_capture)
+    real = trainer.images[:24].float() / 127.5 - 1
+    z = trainer.gan.generator.sample_latent(24)
+    step(real, None, z)  # the eager warm-up
+    with pytest.raises(PluginError) as caught:
+        step(real, None, z, step=1)
+    message = str(caught.value)
+    assert "capturing the training step in a CUDA graph failed" in message
+    assert "operation not permitted when stream is capturing." in message and "more detail" not in message
+    assert "--set train.cuda_graphs=false" in message
