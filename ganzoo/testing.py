@@ -139,6 +139,33 @@ def _fail_with(advice: str) -> Iterator[None]:
         raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
 
 
+def rebound_state(parts: dict[str, Any], step: Any) -> list[str]:
+    """The tensor attributes of ``parts`` (objects, or modules with their submodules; parameters and
+    buffers aside) that calling ``step()`` rebinds to other tensors, by name.
+
+    State kept so is invisible to a replayed CUDA graph, which reads and writes the tensors the
+    capture saw. An attribute ``NAME`` beside a parameter ``NAME_orig`` (PyTorch's older spectral
+    and weight norm, recomputed from it on every call) is not state.
+    """
+    import torch
+
+    def tensors() -> dict[str, Any]:
+        found = {}
+        for label, part in parts.items():
+            objects = part.named_modules() if isinstance(part, torch.nn.Module) else [("", part)]
+            for name, obj in objects:
+                derived = {p.removesuffix("_orig") for p in getattr(obj, "_parameters", {}) if p.endswith("_orig")}
+                for attr, value in vars(obj).items():
+                    if isinstance(value, torch.Tensor) and attr not in derived:
+                        found[".".join(x for x in (label, name, attr) if x)] = value
+        return found
+
+    before = tensors()
+    step()
+    after = tensors()
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) is not after.get(k))
+
+
 def _step_modules(gan: Any, loss: str, optimizer: Any, **kwargs: Any) -> Any:
     import copy
 
@@ -472,6 +499,36 @@ class ConformanceSuite:
         with _fail_with("a model that declares cuda_graphs=True must train with at least one loss that does"):
             assert capturable, f"no loss that can train {model} declares cuda_graphs = True (losses: {losses})"
         check_cuda_graph_step(gan, capturable[0])
+
+    def test_cuda_graph_promise_keeps_state_in_place(self, model: str) -> None:
+        """The part of the promise a CPU can check: two steps rebind no tensor attribute."""
+        import torch
+
+        import ganzoo
+        from ganzoo.step import StepModules, train_step
+
+        torch.manual_seed(0)
+        gan = build(model, SHAPES[0])
+        if not gan.cuda_graphs:
+            pytest.skip(f"{model} does not declare cuda_graphs=True")
+        losses = [name for name in compatible_losses(gan)[0] if ganzoo.create_loss(name).cuda_graphs]
+        if not losses:
+            pytest.skip(f"no loss that declares cuda_graphs can train {model} (test_cuda_graph_promise says so on a GPU)")
+        loss = ganzoo.create_loss(losses[0])
+        m = StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator, loss=loss,
+                        opt_g=torch.optim.SGD(gan.generator.parameters(), lr=1e-3),
+                        opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=1e-3), device_type="cpu")
+        y = labels_for(gan, 8)
+
+        def two_steps() -> None:
+            for i in range(2):
+                train_step(m, torch.rand(8, *SHAPES[0]) * 2 - 1, y, gan.generator.sample_latent(8), step=i)
+
+        with _fail_with("keep state that lives across steps in buffers updated in place (register_buffer, then "
+                        "buf.copy_(...) or buf.add_(...)), not in an attribute rebound per call (self.x = ...): a "
+                        "CUDA graph replays the tensors its capture saw"):
+            rebound = rebound_state({"model": gan}, two_steps)
+            assert not rebound, f"{model} declares cuda_graphs=True, but a training step rebinds {rebound}"
 
     def test_registration_does_not_import_torch(self, model: str) -> None:
         import ganzoo

@@ -189,3 +189,44 @@ def test_a_step_that_cannot_be_captured_says_what_to_do(tiny_data, tmp_path):
     assert "capturing the training step in a CUDA graph failed" in message
     assert "operation not permitted when stream is capturing." in message and "more detail" not in message
     assert "--set train.cuda_graphs=false" in message
+
+
+@pytest.mark.parametrize(("kind", "name", "declared"), [
+    ("loss", "nonsaturating", True), ("loss", "hinge", True), ("loss", "wgan", True), ("loss", "wgan-gp", True),
+    ("loss", "ragan", True), ("regularizer", "r1", True), ("regularizer", "gp", True),
+    ("regularizer", "dragan", True), ("regularizer", "bcr", True), ("augmentation", "diffaugment", True),
+    ("regularizer", "lecam", False), ("augmentation", "ada", False)])
+def test_what_declares_cuda_graphs_keeps_its_state_in_place_and_what_does_not_is_caught(tiny_data, tmp_path,
+                                                                                           kind, name, declared):
+    """A replayed graph reads the tensors its capture saw: state rebound per call (LeCam's averages,
+    ADA's p) would stay behind. ganzoo.testing.rebound_state finds it on the CPU."""
+    from ganzoo.testing import rebound_state
+
+    train = {"regularizers": [name]} if kind == "regularizer" else {"augmentations": [name]} if kind == "augmentation" else {}
+    trainer = make_trainer(tmp_path / "run", tiny_data, "wgan-gp", **train)
+    if kind == "loss":
+        import ganzoo
+
+        trainer.parts.step.loss = ganzoo.create_loss(name)
+    m = trainer.parts.step
+    part = m.loss if kind == "loss" else dict(m.regularizers if kind == "regularizer" else m.augmentations)[name]
+    assert part.cuda_graphs is declared
+    real = trainer.images[:24].float() / 127.5 - 1
+    rebound = rebound_state({name: part, "model": trainer.gan},
+                            lambda: [trainer.train_step(real, None) for _ in range(2)])
+    assert (rebound == []) is declared, rebound
+
+
+def test_begans_loss_rebinds_k_which_is_why_it_does_not_declare_cuda_graphs():
+    import ganzoo
+    from ganzoo.testing import rebound_state
+
+    loss, gan = ganzoo.create_loss("began"), ganzoo.create_model("began", image_shape=(1, 28, 28))
+    real, fake = torch.rand(8), torch.rand(8)
+
+    def step():
+        loss.discriminator_loss(real, fake)
+        loss.after_discriminator_update(gan.discriminator, real, fake)
+
+    assert rebound_state({"loss": loss}, step) == ["loss.k"]
+    assert not loss.cuda_graphs and not gan.cuda_graphs
