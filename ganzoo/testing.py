@@ -220,7 +220,7 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8) -> None:
         torch.cuda.manual_seed(5)
         train_step(m, real, y, z, step=2)  # the EMA reads the decay the replay was given
         torch.cuda.synchronize()
-    names = [name for module, prefix in ((gan, ""), (m.ema, "ema.")) for name, t in
+    names = [prefix + name for module, prefix in ((gan, ""), (m.ema, "ema.")) for name, t in
              [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
     moved = [name for name, a, b in zip(names, replayed, before) if not torch.equal(a, b)]
     differ = [name for name, a, b, e in zip(names, replayed, before, tensors)
