@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,7 @@ def _fail_with(advice: str) -> Iterator[None]:
         raise AssertionError(f"{type(exc).__name__}: {exc}\n\nWhat to fix: {advice}") from exc
 
 
-def rebound_state(parts: dict[str, Any], step: Any) -> list[str]:
+def rebound_state(parts: dict[str, Any], step: Callable[[], Any]) -> list[str]:
     """The tensor attributes of ``parts`` (objects, or modules with their submodules; parameters and
     buffers aside) that calling ``step()`` rebinds to other tensors, by name.
 
@@ -166,7 +166,15 @@ def rebound_state(parts: dict[str, Any], step: Any) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) is not after.get(k))
 
 
-def _step_modules(gan: Any, loss: str, optimizer: Any, **kwargs: Any) -> Any:
+def capturable_losses(gan: Any) -> list[str]:
+    """The losses that can train ``gan`` and declare ``cuda_graphs = True``."""
+    import ganzoo
+
+    return [name for name in compatible_losses(gan)[0] if ganzoo.create_loss(name).cuda_graphs]
+
+
+def _step_modules(gan: Any, loss: str, optimizer: Any, device_type: str = "cuda", **kwargs: Any) -> Any:
+    """What a step needs, for ``gan`` as it is, with an EMA of G (decay 0.999)."""
     import copy
 
     import ganzoo
@@ -174,7 +182,7 @@ def _step_modules(gan: Any, loss: str, optimizer: Any, **kwargs: Any) -> Any:
 
     return StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator,
                        loss=ganzoo.create_loss(loss), opt_g=optimizer(gan.generator.parameters()),
-                       opt_d=optimizer(gan.discriminator.parameters()), device_type="cuda",
+                       opt_d=optimizer(gan.discriminator.parameters()), device_type=device_type,
                        ema=copy.deepcopy(gan.generator).requires_grad_(False), ema_decay=0.999, **kwargs)
 
 
@@ -492,32 +500,26 @@ class ConformanceSuite:
             pytest.skip(f"{model} does not declare cuda_graphs=True")
         if not torch.cuda.is_available():
             pytest.skip("no CUDA GPU here: a model that declares cuda_graphs=True is captured on a machine with one")
-        losses, _ = compatible_losses(gan)
-        import ganzoo
-
-        capturable = [name for name in losses if ganzoo.create_loss(name).cuda_graphs]
+        capturable = capturable_losses(gan)
         with _fail_with("a model that declares cuda_graphs=True must train with at least one loss that does"):
-            assert capturable, f"no loss that can train {model} declares cuda_graphs = True (losses: {losses})"
+            assert capturable, (f"no loss that can train {model} declares cuda_graphs = True "
+                                f"(losses: {compatible_losses(gan)[0]})")
         check_cuda_graph_step(gan, capturable[0])
 
     def test_cuda_graph_promise_keeps_state_in_place(self, model: str) -> None:
         """The part of the promise a CPU can check: two steps rebind no tensor attribute."""
         import torch
 
-        import ganzoo
-        from ganzoo.step import StepModules, train_step
+        from ganzoo.step import train_step
 
         torch.manual_seed(0)
         gan = build(model, SHAPES[0])
         if not gan.cuda_graphs:
             pytest.skip(f"{model} does not declare cuda_graphs=True")
-        losses = [name for name in compatible_losses(gan)[0] if ganzoo.create_loss(name).cuda_graphs]
+        losses = capturable_losses(gan)
         if not losses:
             pytest.skip(f"no loss that declares cuda_graphs can train {model} (test_cuda_graph_promise says so on a GPU)")
-        loss = ganzoo.create_loss(losses[0])
-        m = StepModules(gan=gan, G=gan.generator, D=gan.discriminator, D_frozen=gan.discriminator, loss=loss,
-                        opt_g=torch.optim.SGD(gan.generator.parameters(), lr=1e-3),
-                        opt_d=torch.optim.SGD(gan.discriminator.parameters(), lr=1e-3), device_type="cpu")
+        m = _step_modules(gan, losses[0], lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
         y = labels_for(gan, 8)
 
         def two_steps() -> None:
