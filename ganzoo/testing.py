@@ -166,6 +166,93 @@ def rebound_state(parts: dict[str, Any], step: Callable[[], Any]) -> list[str]:
     return sorted(k for k in before.keys() | after.keys() if before.get(k) is not after.get(k))
 
 
+_READS_BACK = "reads a value back to the host (.item(), `if tensor:`, int(t), float(t))"
+_DATA_SHAPED = "makes a tensor whose shape depends on the data"
+_WHY = {"_local_scalar_dense": _READS_BACK, "equal": "torch.equal reads its answer back to the host",
+        "nonzero": _DATA_SHAPED + " (nonzero)", "masked_select": _DATA_SHAPED + " (masked_select)",
+        "_unique2": _DATA_SHAPED + " (unique)", "unique_dim": _DATA_SHAPED + " (unique)",
+        "unique_consecutive": _DATA_SHAPED + " (unique_consecutive)"}
+_RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial", "poisson"}
+
+
+def host_reads(step: Callable[[], Any]) -> list[str]:
+    """What calling ``step()`` does that a CUDA graph cannot capture, one line each with the place
+    in the code (the innermost frame outside PyTorch), in the order first seen:
+
+    - a value read back to the host: ``.item()``, ``if tensor:``, ``int(t)``, ``float(t)``,
+      ``torch.equal`` (a capture refuses it, or freezes the decision it fed);
+    - a tensor whose shape depends on the data: ``nonzero``, a boolean mask as an index,
+      ``masked_select``, ``unique``, ``repeat_interleave`` without ``output_size``;
+    - a random draw made without a device (``torch.rand(())``, ``torch.randint(...)``): on a GPU
+      it is drawn on the CPU, outside the graph, so every replay reuses the capture's draw.
+
+    It runs ``step`` once, on the CPU as well as anywhere else. What it cannot see there: copies
+    to the host (``.cpu()``, ``.tolist()``, ``.numpy()`` do nothing on CPU tensors) and Python
+    state other than tensors (:func:`rebound_state` lists tensor attributes a step rebinds).
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch_dir = Path(torch.__file__).resolve().parent
+    found: dict[str, None] = {}
+
+    def place() -> str:
+        for frame in reversed(traceback.extract_stack()):
+            path = Path(frame.filename).resolve()
+            if path == Path(__file__).resolve() or path.is_relative_to(torch_dir):
+                continue
+            return f"{frame.filename}:{frame.lineno} in {frame.name}" + (f": {frame.line}" if frame.line else "")
+        return "(no Python frame outside PyTorch)"
+
+    def why(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        if name in _WHY:
+            return _WHY[name]
+        if name in ("index", "index_put", "index_put_", "_index_put_impl_") and len(args) > 1:
+            if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1] if i is not None):
+                return _DATA_SHAPED + " (a boolean mask as an index)"
+        if str(func) == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is None:
+            return _DATA_SHAPED + " (repeat_interleave with tensor repeats and no output_size)"
+        return None
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            reason = why(func, func.overloadpacket.__name__, args, kwargs)
+            if reason is not None:
+                found.setdefault(f"{reason}, at {place()}")
+            return func(*args, **kwargs)
+
+    class WatchDraws(TorchFunctionMode):  # the device a draw was given is only seen before PyTorch fills it in
+        def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", None) in _RANDOM_FACTORIES and getattr(func, "__module__", None) == "torch" \
+                    and kwargs.get("device") is None and not any(isinstance(a, torch.Tensor) for a in args):
+                found.setdefault("draws random numbers without a device: on a GPU they are drawn on the CPU, outside the "
+                                 f"graph, so every replay reuses the capture's draw (pass device=, or use *_like), at {place()}")
+            return func(*args, **kwargs)
+
+    with WatchDraws(), Watch():
+        step()
+    return list(found)
+
+
+def _declared_cpu_step(model: str) -> tuple[Any, Any, Any, str]:
+    """(gan, its StepModules on the CPU with SGD and a loss that declares cuda_graphs, labels for 8
+    images, that loss's name), for a model that declares cuda_graphs; else the test skips, saying why."""
+    import torch
+
+    torch.manual_seed(0)
+    gan = build(model, SHAPES[0])
+    if not gan.cuda_graphs:
+        pytest.skip(f"{model} does not declare cuda_graphs=True")
+    losses = capturable_losses(gan)
+    if not losses:
+        pytest.skip(f"no loss that declares cuda_graphs can train {model} (test_cuda_graph_promise says so on a GPU)")
+    m = _step_modules(gan, losses[0], lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
+    return gan, m, labels_for(gan, 8), losses[0]
+
+
 def capturable_losses(gan: Any) -> list[str]:
     """The losses that can train ``gan`` and declare ``cuda_graphs = True``."""
     import ganzoo
@@ -186,30 +273,68 @@ def _step_modules(gan: Any, loss: str, optimizer: Any, device_type: str = "cuda"
                        ema=copy.deepcopy(gan.generator).requires_grad_(False), ema_decay=0.999, **kwargs)
 
 
-def check_cuda_graph_step(gan: Any, loss: str, n: int = 8) -> None:
+def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None], dict[str, Any]]:
+    """A CPU stand-in for :func:`ganzoo.graphs.cuda_capture`: records the tensor operations ``fn``
+    runs (``torch.fx``'s ``make_fx``) and replays the record, which, like a CUDA graph, repeats
+    every decision made in Python while recording and works on the tensors the recording saw.
+
+    Unlike a CUDA capture, recording runs ``fn`` once, and a random draw replays fresh even where
+    a GPU would have drawn it on the CPU, outside the graph (:func:`host_reads` finds those).
+    A value read back to the host while recording raises, as a capture does.
+    """
+    import torch
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    try:
+        record = make_fx(fn)()
+    except RuntimeError as exc:
+        if "_local_scalar_dense" in str(exc) or "data-dependent" in str(exc):
+            raise RuntimeError("the step read a value back to the host while it was recorded (.item(), `if tensor:`, "
+                               "int(t), float(t)); ganzoo.testing.host_reads names the line") from exc
+        pytest.skip(f"the CPU stand-in for a CUDA graph (torch.fx's make_fx) cannot record this step: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
+                    "the check on a GPU decides")
+    outputs: dict[str, Any] = {}
+
+    def replay() -> None:
+        with torch.no_grad():  # the record holds the backward pass as operations of its own
+            for name, value in record().items():
+                outputs.setdefault(name, torch.empty_like(value)).copy_(value)
+
+    return replay, outputs
+
+
+def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cuda") -> None:
     """Capture ``gan``'s training step with ``loss`` in CUDA graphs (:class:`ganzoo.graphs.GraphedStep`)
     and replay it: a replayed step must change the weights, buffers and EMA as the same step run
     eagerly does (fp32, SGD, the same seed; within 1% of each tensor's change, which TF32
-    convolutions and atomic reductions leave room for), and bf16 steps must replay without NaN."""
+    convolutions and atomic reductions leave room for), and bf16 steps must replay without NaN.
+
+    With ``device="cpu"``, :func:`trace_capture` stands in for the CUDA capture (fp32 only): it
+    finds a step whose replay would repeat a decision or a value that the eager step changes.
+    """
     import torch
 
-    from ganzoo.graphs import GraphedStep
+    from ganzoo.graphs import GraphedStep, cuda_capture
     from ganzoo.step import train_step
 
     advice = ("a step that declares cuda_graphs=True must be capturable: no .item() or `if tensor:` (no value "
               "read back to the host), no tensor built on the CPU inside forward, no shape that depends on the "
-              "data, and state kept in buffers updated in place (a Python attribute rebound in forward keeps its "
-              "capture-time value when the graph is replayed)")
-    device = torch.device("cuda")
+              "data, no decision made from a Python counter or Python's random module, and state kept in buffers "
+              "updated in place (a Python attribute rebound in forward keeps its capture-time value when the "
+              "graph is replayed)")
+    on_gpu = device == "cuda"
+    reseed = torch.cuda.manual_seed if on_gpu else torch.manual_seed
+    capture = cuda_capture if on_gpu else trace_capture
     torch.manual_seed(0)
     gan = gan.to(device).train()
     shape = gan.image_shape
-    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05))
+    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05), device_type=device)
     y = labels_for(gan, n)
     y = y.to(device) if y is not None else None
     batches = [(torch.rand(n, *shape, device=device) * 2 - 1, gan.generator.sample_latent(n, device=device))
                for _ in range(3)]
-    graphed = GraphedStep(m, warmup=1)
+    graphed = GraphedStep(m, warmup=1, capture=capture)
     with _fail_with(advice):
         for i, (real, z) in enumerate(batches[:2]):  # an eager warm-up, then the capture and its first replay
             graphed(real, y, z, step=i)
@@ -219,15 +344,16 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8) -> None:
         # the graph's second replay (its capture replayed once): state that a step rebinds instead
         # of updating in place is read from where it was at the capture, and stays behind here
         real, z = batches[2]
-        torch.cuda.manual_seed(5)
+        reseed(5)
         graphed(real, y, z, step=2)
         replayed = [t.detach().clone() for t in tensors]
         with torch.no_grad():
             for t, saved in zip(tensors, before):
                 t.copy_(saved)
-        torch.cuda.manual_seed(5)
+        reseed(5)
         train_step(m, real, y, z, step=2)  # the EMA reads the decay the replay was given
-        torch.cuda.synchronize()
+        if on_gpu:
+            torch.cuda.synchronize()
     names = [prefix + name for module, prefix in ((gan, ""), (m.ema, "ema.")) for name, t in
              [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
     moved = [name for name, a, b in zip(names, replayed, before) if not torch.equal(a, b)]
@@ -237,6 +363,8 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8) -> None:
         assert moved, "a replayed step changed no weight"
         assert not differ, (f"a replayed step and the same step run eagerly changed these differently: {differ[:6]}"
                             + (f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""))
+    if not on_gpu:
+        return
     m16 = _step_modules(gan, loss, lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999)),
                         dtype=torch.bfloat16)
     graphed = GraphedStep(m16, warmup=1)
@@ -506,21 +634,20 @@ class ConformanceSuite:
                                 f"(losses: {compatible_losses(gan)[0]})")
         check_cuda_graph_step(gan, capturable[0])
 
+    def test_cuda_graph_promise_replays_as_eagerly_on_cpu(self, model: str) -> None:
+        """The GPU check's comparison on any machine, with a recorded trace of the step standing in
+        for the CUDA graph (:func:`trace_capture`): it finds decisions made in Python, from Python
+        state, that a replay would repeat."""
+        gan, _, _, loss = _declared_cpu_step(model)
+        check_cuda_graph_step(gan, loss, device="cpu")
+
     def test_cuda_graph_promise_keeps_state_in_place(self, model: str) -> None:
         """The part of the promise a CPU can check: two steps rebind no tensor attribute."""
         import torch
 
         from ganzoo.step import train_step
 
-        torch.manual_seed(0)
-        gan = build(model, SHAPES[0])
-        if not gan.cuda_graphs:
-            pytest.skip(f"{model} does not declare cuda_graphs=True")
-        losses = capturable_losses(gan)
-        if not losses:
-            pytest.skip(f"no loss that declares cuda_graphs can train {model} (test_cuda_graph_promise says so on a GPU)")
-        m = _step_modules(gan, losses[0], lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
-        y = labels_for(gan, 8)
+        gan, m, y, _ = _declared_cpu_step(model)
 
         def two_steps() -> None:
             for i in range(2):
@@ -531,6 +658,22 @@ class ConformanceSuite:
                         "CUDA graph replays the tensors its capture saw"):
             rebound = rebound_state({"model": gan}, two_steps)
             assert not rebound, f"{model} declares cuda_graphs=True, but a training step rebinds {rebound}"
+
+    def test_cuda_graph_promise_reads_nothing_back(self, model: str) -> None:
+        """The other part a CPU can check: a step reads no value back to the host, makes no tensor
+        shaped by the data and draws no random number off the device (:func:`host_reads`)."""
+        import torch
+
+        from ganzoo.step import train_step
+
+        gan, m, y, _ = _declared_cpu_step(model)
+        batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(2)]
+        train_step(m, batches[0][0], y, batches[0][1], step=0)  # lazily made state is made outside the watch
+        with _fail_with("decide on the device, not in Python: torch.where(cond, a, b) instead of `if tensor:`, masks "
+                        "multiplied in instead of boolean indexing, and random draws with device= (or *_like); "
+                        "a CUDA graph replays the decisions its capture made"):
+            found = host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1))
+            assert not found, f"{model} declares cuda_graphs=True, but its training step " + "; ".join(found)
 
     def test_registration_does_not_import_torch(self, model: str) -> None:
         import ganzoo

@@ -228,3 +228,79 @@ TestHalf = conformance("wgn")
     assert ("ganzoo conformance: model 'wgn' was not registered: plugin 'half': cannot register model 'wgn': option "
             "'scale' of Options: its default does not pass its own check (config key 'scale' must be an integer, "
             "got 0.5)") in out, out[-3000:]
+
+
+def test_a_model_that_declares_cuda_graphs_but_decides_on_the_host_fails_on_a_cpu(tmp_path):
+    """The capture itself needs a GPU; what it would freeze shows on any machine: a decision read
+    back to the host or a draw made on the CPU (with the line that does it), and a choice made from
+    Python state (a trace of the step, replayed, stands in for the graph)."""
+    plugin = tmp_path / "test_hosty_plugin.py"
+    plugin.write_text('''
+import torch
+from torch import nn
+
+import ganzoo
+from ganzoo import hookimpl
+from ganzoo.interfaces import GAN, Discriminator, Generator
+from ganzoo.testing import conformance
+
+
+class G(Generator):
+    def __init__(self, image_shape, flip=True):
+        super().__init__(8, image_shape)
+        self.net = nn.Linear(8, 28 * 28)
+        self.flip = flip
+
+    def forward(self, z, y=None):
+        x = self.net(z)
+        if self.flip and self.training and torch.rand(()) < 0.5:   # decided on the host: a replayed graph repeats the capture's choice
+            x = -x
+        return torch.tanh(x).reshape(-1, *self.image_shape)
+
+
+class D(Discriminator):
+    def __init__(self, image_shape):
+        super().__init__(image_shape)
+        self.net = nn.Linear(28 * 28, 1)
+
+    def forward(self, x, y=None):
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+class CountingD(D):
+    def __init__(self, image_shape):
+        super().__init__(image_shape)
+        self.calls = 0
+
+    def forward(self, x, y=None):
+        self.calls += 1   # a Python counter: a replayed graph repeats the scale its capture chose
+        return super().forward(x) * (0.5 if self.calls % 2 else 1.0)
+
+
+class Plugin:
+    @hookimpl
+    def register_models(self, register):
+        register("counting", lambda o, *, image_shape, num_classes=None: GAN(
+            G(image_shape, flip=False), CountingD(image_shape), cuda_graphs=True),
+            description="declares cuda_graphs but decides from a Python counter")
+        register("hosty", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D(image_shape), cuda_graphs=True),
+                 description="declares cuda_graphs but flips a coin on the host")
+
+
+ganzoo.add_plugin(Plugin(), name="hosty")
+TestHosty = conformance("hosty", "counting", shapes=[(1, 28, 28)])
+''')
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(plugin),
+                             "-k", "cuda_graph_promise"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = result.stdout
+    failed = sorted(line.split("::")[-1].split(" ")[0] for line in out.splitlines() if line.startswith("FAILED"))
+    assert result.returncode == 1 and failed == [
+        "test_cuda_graph_promise_reads_nothing_back[hosty]",  # the coin, with its line
+        "test_cuda_graph_promise_replays_as_eagerly_on_cpu[counting]",  # a Python counter's choice, frozen
+        "test_cuda_graph_promise_replays_as_eagerly_on_cpu[hosty]"], out[-3000:]  # the recording reads the coin back
+    assert "the step read a value back to the host while it was recorded" in out, out[-3000:]
+    assert "reads a value back to the host" in out and "draws random numbers without a device" in out, out[-3000:]
+    assert "test_hosty_plugin.py:19 in forward: if self.flip and self.training and torch.rand(()) < 0.5:" in out, out[-3000:]
+    differ = next(line for line in out.splitlines() if "a replayed step and the same step run eagerly changed" in line)
+    assert "'discriminator.net.weight'" in differ and "'generator.net.weight'" in differ, differ
+    assert "What to fix: decide on the device, not in Python: torch.where" in out, out[-3000:]

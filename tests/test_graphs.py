@@ -230,3 +230,82 @@ def test_begans_loss_rebinds_k_which_is_why_it_does_not_declare_cuda_graphs():
 
     assert rebound_state({"loss": loss}, step) == ["loss.k"]
     assert not loss.cuda_graphs and not gan.cuda_graphs
+
+
+@pytest.mark.parametrize(("kind", "name"), [
+    ("loss", "nonsaturating"), ("loss", "hinge"), ("loss", "lsgan"), ("loss", "wgan"), ("loss", "wgan-gp"),
+    ("loss", "ragan"), ("loss", "rsgan"), ("regularizer", "r1"), ("regularizer", "r2"), ("regularizer", "gp"),
+    ("regularizer", "dragan"), ("regularizer", "bcr"), ("augmentation", "diffaugment")])
+def test_what_declares_cuda_graphs_reads_nothing_back_and_replays_as_eagerly(tiny_data, tmp_path, kind, name):
+    """What a CPU can check of the parts' promise (the models' is the conformance suite's): a step
+    reads no value back and draws nothing off the device (host_reads), and a trace of it replays
+    as the step runs eagerly (trace_capture standing in for the CUDA graph)."""
+    import ganzoo
+    from ganzoo.step import train_step
+    from ganzoo.testing import host_reads, trace_capture
+
+    train = {"regularizers": [name]} if kind == "regularizer" else {"augmentations": [name]} if kind == "augmentation" else {}
+    trainer = make_trainer(tmp_path / "run", tiny_data, "wgan-gp", **train)
+    m = trainer.parts.step
+    if kind == "loss":
+        m.loss = ganzoo.create_loss(name)
+    part = m.loss if kind == "loss" else dict(m.regularizers if kind == "regularizer" else m.augmentations)[name]
+    assert part.cuda_graphs
+    # SGD: no optimizer state besides the weights, so restoring them restores the step's starting point
+    m.opt_g, m.opt_d = (torch.optim.SGD(net.parameters(), lr=0.05) for net in (trainer.gan.generator, trainer.gan.discriminator))
+    real = trainer.images[:24].float() / 127.5 - 1
+    z = [trainer.gan.generator.sample_latent(24) for _ in range(3)]
+    train_step(m, real, None, z[0], step=0)  # state made lazily is made before the watch
+    assert host_reads(lambda: train_step(m, real, None, z[1], step=1)) == []
+
+    graphed = GraphedStep(m, warmup=0, capture=trace_capture)
+    graphed(real, None, z[1], step=2)  # recorded (which runs it) and replayed once
+    state = [t for net in (trainer.gan, m.ema) if net is not None for t in [*net.parameters(), *net.buffers()]
+             if t.is_floating_point()]
+    before = [t.detach().clone() for t in state]
+    torch.manual_seed(5)
+    graphed(real, None, z[2], step=2)
+    replayed = [t.detach().clone() for t in state]
+    with torch.no_grad():
+        for t, saved in zip(state, before):
+            t.copy_(saved)
+    torch.manual_seed(5)
+    train_step(m, real, None, z[2], step=2)
+    assert any(not torch.equal(a, b) for a, b in zip(replayed, before))
+    for a, t, b in zip(replayed, state, before):
+        assert float((a - t.detach()).norm()) <= 1e-2 * float((t.detach() - b).norm()) + 1e-6
+
+
+def test_host_reads_names_each_thing_a_graph_cannot_capture_with_its_line():
+    from ganzoo.testing import host_reads
+
+    x = torch.randn(8, requires_grad=True)
+
+    def step():
+        (x * 2).relu().sum().backward()
+        torch.randn_like(x), torch.rand(3, device=x.device), torch.where(x > 0, x, 0)  # all fine
+        if x.sum() > 0:  # line +3
+            pass
+        n = int(x.argmax())  # line +5
+        x[x > 0].sum()  # line +6
+        torch.nonzero(x)  # line +7
+        torch.rand(()) < 0.5  # line +8
+        return n
+
+    first = step.__code__.co_firstlineno
+    found = host_reads(step)
+    here = __file__
+    assert found == [
+        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), at {here}:{first + 3} in step: "
+        "if x.sum() > 0:  # line +3",
+        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), at {here}:{first + 5} in step: "
+        "n = int(x.argmax())  # line +5",
+        f"makes a tensor whose shape depends on the data (a boolean mask as an index), at {here}:{first + 6} in step: "
+        "x[x > 0].sum()  # line +6",
+        f"makes a tensor whose shape depends on the data (nonzero), at {here}:{first + 7} in step: "
+        "torch.nonzero(x)  # line +7",
+        "draws random numbers without a device: on a GPU they are drawn on the CPU, outside the graph, so every "
+        f"replay reuses the capture's draw (pass device=, or use *_like), at {here}:{first + 8} in step: "
+        "torch.rand(()) < 0.5  # line +8"], found
+    assert host_reads(lambda: (x * 3).sum().backward()) == []
+
