@@ -41,6 +41,27 @@ def test_stylegan2_styles_mix_only_in_training():
     assert all(torch.equal(plain[:, 0], plain[:, i]) for i in range(plain.shape[1]))
 
 
+def test_stylegan2_mixes_styles_on_the_device_so_its_step_can_be_captured():
+    """Its mixing used to decide on the host (`torch.rand(()) < mixing`, `int(torch.randint(...))`),
+    which a graph replays as the capture decided; now it is drawn on z's device and applied with
+    torch.where, at the same rate and with the same crossovers."""
+    from ganzoo.testing import host_reads
+
+    g = ganzoo.create_model("stylegan2", image_shape=(1, 28, 28)).generator.train()
+    z = torch.randn(6, g.latent_dim)
+    assert host_reads(lambda: g(z).sum().backward()) == []
+    torch.manual_seed(0)
+    with torch.no_grad():
+        plain = g.mapping(z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8))
+        kept = [int(torch.isclose(w, plain[:, None]).all(2).all(0).sum()) for w in (g.styles(z) for _ in range(1000))]
+        g.eval()
+        assert torch.equal(g.styles(z), plain[:, None].expand(-1, g.num_styles, -1))  # no mixing outside training
+    cuts = torch.bincount(torch.tensor(kept), minlength=g.num_styles + 1)
+    assert cuts[0] == 0  # the first style is always z's own
+    assert 850 <= sum(cuts[1:g.num_styles]) <= 950  # mixed with probability 0.9 ...
+    assert all(150 <= c <= 210 for c in cuts[1:g.num_styles])  # ... at a crossover uniform over 1..5
+
+
 def test_began_controller_by_hand():
     """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); M = L(x) + |gamma L(x) - L(G(z))|."""
     loss = ganzoo.create_loss("began", gamma=0.5, k_rate=0.1)

@@ -111,6 +111,10 @@ class ToRGB(nn.Module):
         return self.conv(x, w) + self.bias[None, :, None, None]
 
 
+def _pixel_norm(z: torch.Tensor) -> torch.Tensor:
+    return z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
+
+
 class StyleGenerator(Generator):
     def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
         super().__init__(options.latent_dim, image_shape)
@@ -129,14 +133,20 @@ class StyleGenerator(Generator):
         self.num_styles = len(self.layers) + 1
 
     def styles(self, z: torch.Tensor) -> torch.Tensor:
-        """w per layer, [N, layers, d]; two latents mixed at a random crossover in training."""
-        z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # pixel norm
-        w = self.mapping(z)[:, None].repeat(1, self.num_styles, 1)
-        if self.training and self.mixing > 0 and torch.rand(()) < self.mixing:
-            other = torch.randn_like(z)
-            w2 = self.mapping(other * torch.rsqrt(other.square().mean(1, keepdim=True) + 1e-8))
-            cut = int(torch.randint(1, self.num_styles, ()))
-            w = torch.cat([w[:, :cut], w2[:, None].expand(-1, self.num_styles - cut, -1)], 1)
+        """w per layer, [N, layers, d]; in training, with probability ``mixing``, the layers from a
+        random crossover on take the w of a second latent.
+
+        Both choices are drawn on z's device and applied with ``torch.where``, as the official code
+        does, so nothing is decided on the host and a training step can be replayed from a CUDA
+        graph; the second latent is mapped whether or not it is used (a tenth of a mapping more).
+        """
+        w = self.mapping(_pixel_norm(z))[:, None].expand(-1, self.num_styles, -1)
+        if self.training and self.mixing > 0:
+            w2 = self.mapping(_pixel_norm(torch.randn_like(z)))
+            cut = torch.randint(1, self.num_styles, (), device=z.device)
+            cut = torch.where(torch.rand((), device=z.device) < self.mixing, cut, self.num_styles)
+            later = torch.arange(self.num_styles, device=z.device) >= cut  # all False: no mixing
+            w = torch.where(later[None, :, None], w2[:, None], w)
         return w
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
