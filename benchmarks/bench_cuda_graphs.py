@@ -78,7 +78,9 @@ def main() -> None:
     import ganzoo
 
     if not torch.cuda.is_available():
-        raise SystemExit("error: this benchmark needs a CUDA GPU")
+        raise SystemExit("error: this benchmark needs a CUDA GPU; on a CPU, the conformance suite checks what a "
+                         "CPU can of a model that declares cuda_graphs=True (python -m pytest --ganzoo-conformance "
+                         "MODEL -k cuda_graph_promise)")
     rows = [measure(m, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup)
             for m in (args.models or ganzoo.list_models())]
     if args.json:
