@@ -170,9 +170,10 @@ class GAN(nn.Module):
 
     ``cuda_graphs=True`` says a training step of the pair can be captured in a CUDA graph and
     replayed (``train.cuda_graphs``): the networks never read a value back to the host
-    (``.item()``, ``if tensor:``), build no tensor on the CPU, make no shape depend on the data, and
-    change no Python attribute per call (state lives in buffers updated in place). The conformance
-    suite captures and replays a step of every model that says so, on a machine with a GPU.
+    (``.item()``, ``if tensor:``), build or draw no tensor without a device, make no shape depend on
+    the data, decide nothing from Python state or Python's random, and change no Python attribute
+    per call (state lives in buffers updated in place). The conformance suite checks what a CPU can
+    of that for every model that says so, and captures and replays a step on a machine with a GPU.
     """
 
     trains_with: tuple[str, ...] | None = None

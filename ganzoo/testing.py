@@ -169,77 +169,156 @@ def rebound_state(parts: dict[str, Any], step: Callable[[], Any]) -> list[str]:
 _READS_BACK = "reads a value back to the host (.item(), `if tensor:`, int(t), float(t))"
 _DATA_SHAPED = "makes a tensor whose shape depends on the data"
 _WHY = {"_local_scalar_dense": _READS_BACK, "equal": "torch.equal reads its answer back to the host",
+        "allclose": "torch.allclose reads its answer back to the host",
+        "bincount": "bincount reads the largest value back to the host to size its output",
         "nonzero": _DATA_SHAPED + " (nonzero)", "masked_select": _DATA_SHAPED + " (masked_select)",
         "_unique2": _DATA_SHAPED + " (unique)", "unique_dim": _DATA_SHAPED + " (unique)",
         "unique_consecutive": _DATA_SHAPED + " (unique_consecutive)"}
-_RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial", "poisson"}
+_RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal"}
+_FACTORIES = {"empty", "empty_strided", "zeros", "ones", "full", "arange", "linspace", "logspace", "eye", "tensor",
+              "as_tensor", "scalar_tensor"}
+_TO_HOST = {"TensorBase.cpu", "TensorBase.tolist", "TensorBase.numpy", "TensorBase.to"}
+_PY_RANDOM = ("random", "uniform", "randint", "randrange", "choice", "choices", "sample", "shuffle", "gauss",
+              "normalvariate", "betavariate", "expovariate", "triangular")
+_NUMPY_RANDOM = ("random", "rand", "randn", "randint", "uniform", "normal", "choice", "permutation", "shuffle",
+                 "binomial", "beta", "exponential")
+
+
+def _place(frames: Sequence[Any]) -> str:
+    """Where in the code, from ``frames`` (outermost first): the innermost frame outside PyTorch and
+    this module, and, when that one lies in an installed library, the innermost outside any."""
+    import torch
+
+    torch_dir, here = Path(torch.__file__).resolve().parent, Path(__file__).resolve()
+    ours = [f for f in reversed(frames) if Path(f.filename).resolve() != here
+            and not Path(f.filename).resolve().is_relative_to(torch_dir)]
+    if not ours:
+        return "(no Python frame outside PyTorch)"
+
+    def show(f: Any) -> str:
+        return f"{f.filename}:{f.lineno} in {f.name}" + (f": {f.line}" if f.line else "")
+
+    installed = [("site-packages" in f.filename or "dist-packages" in f.filename) for f in ours]
+    if installed[0]:
+        caller = next((f for f, lib in zip(ours, installed) if not lib), None)
+        if caller is not None:
+            return f"{show(ours[0])} (called from {show(caller)})"
+    return show(ours[0])
 
 
 def host_reads(step: Callable[[], Any]) -> list[str]:
-    """What calling ``step()`` does that a CUDA graph cannot capture, one line each with the place
-    in the code (the innermost frame outside PyTorch), in the order first seen:
+    """What calling ``step()`` does that a CUDA graph cannot capture or would freeze, one line each
+    with the place in the code, in the order first seen:
 
     - a value read back to the host: ``.item()``, ``if tensor:``, ``int(t)``, ``float(t)``,
-      ``torch.equal`` (a capture refuses it, or freezes the decision it fed);
-    - a tensor whose shape depends on the data: ``nonzero``, a boolean mask as an index,
-      ``masked_select``, ``unique``, ``repeat_interleave`` without ``output_size``;
-    - a random draw made without a device (``torch.rand(())``, ``torch.randint(...)``): on a GPU
-      it is drawn on the CPU, outside the graph, so every replay reuses the capture's draw.
+      ``torch.equal``, ``torch.allclose``, ``bincount``, and copies to the host (``.cpu()``,
+      ``.tolist()``, ``.numpy()``, ``.to("cpu")`` with the name);
+    - a tensor whose shape depends on the data: ``nonzero``, a boolean mask as an index (assigning
+      a scalar through one is fine: it becomes ``masked_fill_``), ``masked_select``, ``unique``,
+      ``repeat_interleave`` without ``output_size``;
+    - a tensor built or drawn without a device (``torch.rand(())``, ``torch.zeros(n)``): on a GPU it
+      is made on the host, outside the graph, so every replay reuses what the capture made;
+    - a draw from Python's ``random`` or ``numpy.random`` (called as ``random.random()``, say).
 
-    It runs ``step`` once, on the CPU as well as anywhere else. What it cannot see there: copies
-    to the host (``.cpu()``, ``.tolist()``, ``.numpy()`` do nothing on CPU tensors) and Python
-    state other than tensors (:func:`rebound_state` lists tensor attributes a step rebinds).
+    It runs ``step`` once, on the CPU as well as anywhere else. A call PyTorch makes itself is not
+    counted, except a read back. ``F.one_hot`` with ``num_classes`` is fine (it checks its input
+    on the CPU only). What it cannot see: Python state other than tensors (:func:`rebound_state`
+    lists tensor attributes a step rebinds), and what happens inside a library's C code.
     """
+    import random
+
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
     torch_dir = Path(torch.__file__).resolve().parent
     found: dict[str, None] = {}
+    quiet = [0]  # inside a call whose reads on the CPU a GPU does not make
 
-    def place() -> str:
+    def note(what: str) -> None:
+        found.setdefault(f"{what}, at {_place(traceback.extract_stack())}")
+
+    def called_by_torch() -> bool:
+        here = Path(__file__).resolve()
         for frame in reversed(traceback.extract_stack()):
             path = Path(frame.filename).resolve()
-            if path == Path(__file__).resolve() or path.is_relative_to(torch_dir):
-                continue
-            return f"{frame.filename}:{frame.lineno} in {frame.name}" + (f": {frame.line}" if frame.line else "")
-        return "(no Python frame outside PyTorch)"
+            if path != here:
+                return path.is_relative_to(torch_dir)
+        return False
 
-    def why(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        if name in _WHY:
-            return _WHY[name]
-        if name in ("index", "index_put", "index_put_", "_index_put_impl_") and len(args) > 1:
-            if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1] if i is not None):
-                return _DATA_SHAPED + " (a boolean mask as an index)"
-        if str(func) == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is None:
-            return _DATA_SHAPED + " (repeat_interleave with tensor repeats and no output_size)"
-        return None
+    def is_cpu(value: Any) -> bool:  # a torch.device may be some tensor's .device: cuda on a GPU
+        return isinstance(value, str) and torch.device(value).type == "cpu"
 
     class Watch(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
-            reason = why(func, func.overloadpacket.__name__, args, kwargs)
-            if reason is not None:
-                found.setdefault(f"{reason}, at {place()}")
+            name = func.overloadpacket.__name__
+            if name in _WHY and not (quiet[0] and name == "_local_scalar_dense"):
+                note(_WHY[name])
+            elif name in ("index", "index_put", "index_put_", "_index_put_impl_") and len(args) > 1 and any(
+                    isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1] if i is not None):
+                scalar_fill = name != "index" and len(args) > 2 and isinstance(args[2], torch.Tensor) and args[2].dim() == 0
+                if not scalar_fill:
+                    note(_DATA_SHAPED + " (a boolean mask as an index)")
+            elif str(func) == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is None:
+                note(_DATA_SHAPED + " (repeat_interleave with tensor repeats and no output_size)")
             return func(*args, **kwargs)
 
-    class WatchDraws(TorchFunctionMode):  # the device a draw was given is only seen before PyTorch fills it in
+    class WatchCalls(TorchFunctionMode):  # what a call was given is only seen before PyTorch fills in defaults
         def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
-            if getattr(func, "__name__", None) in _RANDOM_FACTORIES and getattr(func, "__module__", None) == "torch" \
-                    and kwargs.get("device") is None and not any(isinstance(a, torch.Tensor) for a in args):
-                found.setdefault("draws random numbers without a device: on a GPU they are drawn on the CPU, outside the "
-                                 f"graph, so every replay reuses the capture's draw (pass device=, or use *_like), at {place()}")
+            name, qualname = getattr(func, "__name__", None), getattr(func, "__qualname__", "")
+            if name == "one_hot" and (kwargs.get("num_classes", args[1] if len(args) > 1 else -1) or -1) > 0:
+                quiet[0] += 1
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    quiet[0] -= 1
+            if not called_by_torch():
+                if qualname in _TO_HOST and (qualname != "TensorBase.to" or any(
+                        is_cpu(a) for a in (*args[1:], kwargs.get("device")))):
+                    note(f"copies a tensor to the host (.{name}()): on a GPU it waits for the device, and a "
+                         "capture refuses it")
+                elif getattr(func, "__module__", None) == "torch" and (name in _RANDOM_FACTORIES or name in _FACTORIES) \
+                        and kwargs.get("device") is None and torch.get_default_device().type == "cpu" \
+                        and not any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+                    what = "draws random numbers" if name in _RANDOM_FACTORIES else "builds a tensor"
+                    note(f"{what} without a device (torch.{name}): on a GPU it is made on the host, outside the "
+                         "graph, so every replay reuses what the capture made (pass device=, or use *_like / "
+                         "x.new_*)")
             return func(*args, **kwargs)
 
-    with WatchDraws(), Watch():
-        step()
+    patched: list[tuple[Any, str, Any]] = []
+
+    def watch_module(module: Any, modname: str, label: str, names: Sequence[str]) -> None:
+        for attr in names:
+            original = getattr(module, attr, None)
+            if original is None:
+                continue
+
+            def draw(*a: Any, _original: Any = original, _attr: str = attr, **k: Any) -> Any:
+                note(f"draws from {label} ({modname}.{_attr}): a replayed graph repeats the capture's draw "
+                     "(draw on the device with torch)")
+                return _original(*a, **k)
+
+            patched.append((module, attr, original))
+            setattr(module, attr, draw)
+
+    watch_module(random, "random", "Python's random module", _PY_RANDOM)
+    if "numpy" in sys.modules:
+        watch_module(sys.modules["numpy"].random, "numpy.random", "NumPy's random module", _NUMPY_RANDOM)
+    try:
+        with WatchCalls(), Watch():
+            step()
+    finally:
+        for module, attr, original in reversed(patched):
+            setattr(module, attr, original)
     return list(found)
 
 
-def _declared_cpu_step(model: str) -> tuple[Any, Any, Any, str]:
-    """(gan, its StepModules on the CPU with SGD and a loss that declares cuda_graphs, labels for 8
-    images, that loss's name), for a model that declares cuda_graphs; else the test skips, saying why."""
+def _declared(model: str) -> tuple[Any, str]:
+    """(gan, a loss that can train it and declares cuda_graphs), for a model that declares
+    cuda_graphs; else the test skips, saying why."""
     import torch
 
     torch.manual_seed(0)
@@ -249,8 +328,14 @@ def _declared_cpu_step(model: str) -> tuple[Any, Any, Any, str]:
     losses = capturable_losses(gan)
     if not losses:
         pytest.skip(f"no loss that declares cuda_graphs can train {model} (test_cuda_graph_promise says so on a GPU)")
-    m = _step_modules(gan, losses[0], lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
-    return gan, m, labels_for(gan, 8), losses[0]
+    return gan, losses[0]
+
+
+def _cpu_step(gan: Any, loss: str) -> Any:
+    """StepModules for ``gan`` on the CPU, with SGD (no optimizer state) and an EMA."""
+    import torch
+
+    return _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
 
 
 def capturable_losses(gan: Any) -> list[str]:
@@ -278,23 +363,27 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
     runs (``torch.fx``'s ``make_fx``) and replays the record, which, like a CUDA graph, repeats
     every decision made in Python while recording and works on the tensors the recording saw.
 
-    Unlike a CUDA capture, recording runs ``fn`` once, and a random draw replays fresh even where
-    a GPU would have drawn it on the CPU, outside the graph (:func:`host_reads` finds those).
-    A value read back to the host while recording raises, as a capture does.
+    Recording runs ``fn`` once (a CUDA capture runs nothing). What a capture would refuse or freeze
+    (:func:`host_reads`: a value read back, a tensor made off the device, a draw from Python's
+    random) fails the recording with an AssertionError that names the line.
     """
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    recorded: list[Any] = []
     try:
-        record = make_fx(fn)()
+        found = host_reads(lambda: recorded.append(make_fx(fn)()))
     except RuntimeError as exc:
         if "_local_scalar_dense" in str(exc) or "data-dependent" in str(exc):
-            raise RuntimeError("the step read a value back to the host while it was recorded (.item(), `if tensor:`, "
-                               "int(t), float(t)); ganzoo.testing.host_reads names the line") from exc
-        pytest.skip(f"the CPU stand-in for a CUDA graph (torch.fx's make_fx) cannot record this step: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}; "
-                    "the check on a GPU decides")
-    outputs: dict[str, Any] = {}
+            raise AssertionError(f"the step {_READS_BACK}, at {_place(traceback.extract_tb(exc.__traceback__))}: "
+                                 "a CUDA capture refuses it") from None
+        raise AssertionError(
+            "torch.fx's make_fx, which stands in for a CUDA graph on the CPU, could not record the step "
+            f"({type(exc).__name__}: {_first_line(exc)}). If the step is right and make_fx is at fault, deselect "
+            "this check (-k 'not replays_as_eagerly_on_cpu') and rely on test_cuda_graph_promise on a GPU") from exc
+    if found:
+        raise AssertionError("the step does what a CUDA graph cannot capture: " + "; ".join(found))
+    record, outputs = recorded[0], {}
 
     def replay() -> None:
         with torch.no_grad():  # the record holds the backward pass as operations of its own
@@ -304,13 +393,22 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
     return replay, outputs
 
 
-def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cuda") -> None:
-    """Capture ``gan``'s training step with ``loss`` in CUDA graphs (:class:`ganzoo.graphs.GraphedStep`)
-    and replay it: a replayed step must change the weights, buffers and EMA as the same step run
-    eagerly does (fp32, SGD, the same seed; within 1% of each tensor's change, which TF32
-    convolutions and atomic reductions leave room for), and bf16 steps must replay without NaN.
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-    With ``device="cpu"``, :func:`trace_capture` stands in for the CUDA capture (fp32 only): it
+
+def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cuda",
+                          regularizers: Sequence[tuple[str, Any]] = (),
+                          augmentations: Sequence[tuple[str, Any]] = ()) -> None:
+    """Capture ``gan``'s training step with ``loss`` (and the ``(name, object)`` regularizers and
+    augmentations given) in CUDA graphs (:class:`ganzoo.graphs.GraphedStep`) and replay it: a
+    replayed step must change the weights, buffers and EMA as the same step run eagerly does (fp32,
+    SGD, the same seed; within 1% of each tensor's change, which TF32 convolutions and atomic
+    reductions leave room for), and bf16 steps must replay without NaN.
+
+    With ``device="cpu"``, :func:`trace_capture` stands in for the CUDA capture (fp32 only), and a
+    replay must match the eager step to 1e-5 of each tensor's change (the same kernels run): it
     finds a step whose replay would repeat a decision or a value that the eager step changes.
     """
     import torch
@@ -323,13 +421,15 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cud
               "data, no decision made from a Python counter or Python's random module, and state kept in buffers "
               "updated in place (a Python attribute rebound in forward keeps its capture-time value when the "
               "graph is replayed)")
-    on_gpu = device == "cuda"
+    on_gpu = torch.device(device).type == "cuda"
     reseed = torch.cuda.manual_seed if on_gpu else torch.manual_seed
+    tolerance = 1e-2 if on_gpu else 1e-5
     capture = cuda_capture if on_gpu else trace_capture
     torch.manual_seed(0)
     gan = gan.to(device).train()
     shape = gan.image_shape
-    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05), device_type=device)
+    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05), device_type=torch.device(device).type,
+                      regularizers=list(regularizers), augmentations=list(augmentations))
     y = labels_for(gan, n)
     y = y.to(device) if y is not None else None
     batches = [(torch.rand(n, *shape, device=device) * 2 - 1, gan.generator.sample_latent(n, device=device))
@@ -358,7 +458,7 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cud
              [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()]
     moved = [name for name, a, b in zip(names, replayed, before) if not torch.equal(a, b)]
     differ = [name for name, a, b, e in zip(names, replayed, before, tensors)
-              if float((a - e.detach()).norm()) > 1e-2 * float((e.detach() - b).norm()) + 1e-6]
+              if float((a - e.detach()).norm()) > tolerance * float((e.detach() - b).norm()) + 1e-6]
     with _fail_with(advice):
         assert moved, "a replayed step changed no weight"
         assert not differ, (f"a replayed step and the same step run eagerly changed these differently: {differ[:6]}"
@@ -366,7 +466,7 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cud
     if not on_gpu:
         return
     m16 = _step_modules(gan, loss, lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999)),
-                        dtype=torch.bfloat16)
+                        dtype=torch.bfloat16, regularizers=list(regularizers), augmentations=list(augmentations))
     graphed = GraphedStep(m16, warmup=1)
     with _fail_with(advice + "; under bf16 autocast too"):
         outs = [graphed(real, y, z, step=i) for i, (real, z) in enumerate(batches)]
@@ -635,19 +735,20 @@ class ConformanceSuite:
         check_cuda_graph_step(gan, capturable[0])
 
     def test_cuda_graph_promise_replays_as_eagerly_on_cpu(self, model: str) -> None:
-        """The GPU check's comparison on any machine, with a recorded trace of the step standing in
-        for the CUDA graph (:func:`trace_capture`): it finds decisions made in Python, from Python
-        state, that a replay would repeat."""
-        gan, _, _, loss = _declared_cpu_step(model)
+        """One of three checks of the promise a CPU runs: the GPU check's comparison, with a recorded
+        trace of the step standing in for the CUDA graph (:func:`trace_capture`). It finds a choice
+        made from Python state (a counter, say) that differs between the recorded step and the next."""
+        gan, loss = _declared(model)
         check_cuda_graph_step(gan, loss, device="cpu")
 
     def test_cuda_graph_promise_keeps_state_in_place(self, model: str) -> None:
-        """The part of the promise a CPU can check: two steps rebind no tensor attribute."""
+        """One of three checks of the promise a CPU runs: two steps rebind no tensor attribute."""
         import torch
 
         from ganzoo.step import train_step
 
-        gan, m, y, _ = _declared_cpu_step(model)
+        gan, loss = _declared(model)
+        m, y = _cpu_step(gan, loss), labels_for(gan, 8)
 
         def two_steps() -> None:
             for i in range(2):
@@ -660,18 +761,20 @@ class ConformanceSuite:
             assert not rebound, f"{model} declares cuda_graphs=True, but a training step rebinds {rebound}"
 
     def test_cuda_graph_promise_reads_nothing_back(self, model: str) -> None:
-        """The other part a CPU can check: a step reads no value back to the host, makes no tensor
-        shaped by the data and draws no random number off the device (:func:`host_reads`)."""
+        """One of three checks of the promise a CPU runs: a step reads no value back to the host,
+        makes no tensor shaped by the data and makes or draws nothing off the device (:func:`host_reads`)."""
         import torch
 
         from ganzoo.step import train_step
 
-        gan, m, y, _ = _declared_cpu_step(model)
+        gan, loss = _declared(model)
+        m, y = _cpu_step(gan, loss), labels_for(gan, 8)
         batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(2)]
         train_step(m, batches[0][0], y, batches[0][1], step=0)  # lazily made state is made outside the watch
         with _fail_with("decide on the device, not in Python: torch.where(cond, a, b) instead of `if tensor:`, masks "
-                        "multiplied in instead of boolean indexing, and random draws with device= (or *_like); "
-                        "a CUDA graph replays the decisions its capture made"):
+                        "multiplied in instead of boolean indexing, tensors made and drawn with device= (or *_like, "
+                        "x.new_*), torch's random functions instead of Python's or NumPy's; a CUDA graph replays "
+                        "the decisions its capture made"):
             found = host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1))
             assert not found, f"{model} declares cuda_graphs=True, but its training step " + "; ".join(found)
 

@@ -232,80 +232,88 @@ def test_begans_loss_rebinds_k_which_is_why_it_does_not_declare_cuda_graphs():
     assert not loss.cuda_graphs and not gan.cuda_graphs
 
 
-@pytest.mark.parametrize(("kind", "name"), [
-    ("loss", "nonsaturating"), ("loss", "hinge"), ("loss", "lsgan"), ("loss", "wgan"), ("loss", "wgan-gp"),
-    ("loss", "ragan"), ("loss", "rsgan"), ("regularizer", "r1"), ("regularizer", "r2"), ("regularizer", "gp"),
-    ("regularizer", "dragan"), ("regularizer", "bcr"), ("augmentation", "diffaugment")])
-def test_what_declares_cuda_graphs_reads_nothing_back_and_replays_as_eagerly(tiny_data, tmp_path, kind, name):
+def _declared(kind: str) -> list[str]:
+    import ganzoo
+
+    names = {"loss": ganzoo.list_losses, "regularizer": ganzoo.list_regularizers,
+             "augmentation": ganzoo.list_augmentations}[kind]()
+    create = {"loss": ganzoo.create_loss, "regularizer": ganzoo.create_regularizer,
+              "augmentation": ganzoo.create_augmentation}[kind]
+    return [name for name in names if create(name).cuda_graphs]
+
+
+@pytest.mark.parametrize(("kind", "name"), [(kind, name) for kind in ("loss", "regularizer", "augmentation")
+                                            for name in _declared(kind)])
+def test_what_declares_cuda_graphs_reads_nothing_back_and_replays_as_eagerly(kind, name):
     """What a CPU can check of the parts' promise (the models' is the conformance suite's): a step
-    reads no value back and draws nothing off the device (host_reads), and a trace of it replays
-    as the step runs eagerly (trace_capture standing in for the CUDA graph)."""
+    with the part reads no value back and makes nothing off the device (host_reads), and a recorded
+    trace of it replays as the step runs eagerly (trace_capture standing in for the CUDA graph)."""
     import ganzoo
     from ganzoo.step import train_step
-    from ganzoo.testing import host_reads, trace_capture
+    from ganzoo.testing import _step_modules, build, check_cuda_graph_step, host_reads
 
-    train = {"regularizers": [name]} if kind == "regularizer" else {"augmentations": [name]} if kind == "augmentation" else {}
-    trainer = make_trainer(tmp_path / "run", tiny_data, "wgan-gp", **train)
-    m = trainer.parts.step
-    if kind == "loss":
-        m.loss = ganzoo.create_loss(name)
-    part = m.loss if kind == "loss" else dict(m.regularizers if kind == "regularizer" else m.augmentations)[name]
-    assert part.cuda_graphs
-    # SGD: no optimizer state besides the weights, so restoring them restores the step's starting point
-    m.opt_g, m.opt_d = (torch.optim.SGD(net.parameters(), lr=0.05) for net in (trainer.gan.generator, trainer.gan.discriminator))
-    real = trainer.images[:24].float() / 127.5 - 1
-    z = [trainer.gan.generator.sample_latent(24) for _ in range(3)]
-    train_step(m, real, None, z[0], step=0)  # state made lazily is made before the watch
-    assert host_reads(lambda: train_step(m, real, None, z[1], step=1)) == []
-
-    graphed = GraphedStep(m, warmup=0, capture=trace_capture)
-    graphed(real, None, z[1], step=2)  # recorded (which runs it) and replayed once
-    state = [t for net in (trainer.gan, m.ema) if net is not None for t in [*net.parameters(), *net.buffers()]
-             if t.is_floating_point()]
-    before = [t.detach().clone() for t in state]
-    torch.manual_seed(5)
-    graphed(real, None, z[2], step=2)
-    replayed = [t.detach().clone() for t in state]
-    with torch.no_grad():
-        for t, saved in zip(state, before):
-            t.copy_(saved)
-    torch.manual_seed(5)
-    train_step(m, real, None, z[2], step=2)
-    assert any(not torch.equal(a, b) for a, b in zip(replayed, before))
-    for a, t, b in zip(replayed, state, before):
-        assert float((a - t.detach()).norm()) <= 1e-2 * float((t.detach() - b).norm()) + 1e-6
+    loss = name if kind == "loss" else "nonsaturating"
+    parts = {"regularizers": [(name, ganzoo.create_regularizer(name))]} if kind == "regularizer" else \
+        {"augmentations": [(name, ganzoo.create_augmentation(name))]} if kind == "augmentation" else {}
+    torch.manual_seed(0)
+    gan = build("dcgan", (1, 28, 28))
+    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=0.05), device_type="cpu", **parts)
+    real, z = torch.rand(3, 8, 1, 28, 28) * 2 - 1, gan.generator.sample_latent(16).reshape(2, 8, -1)
+    train_step(m, real[0], None, z[0], step=0)  # state made lazily is made before the watch
+    assert host_reads(lambda: train_step(m, real[1], None, z[1], step=1)) == []
+    check_cuda_graph_step(build("dcgan", (1, 28, 28)), loss, device="cpu", **parts)
 
 
 def test_host_reads_names_each_thing_a_graph_cannot_capture_with_its_line():
+    import random
+
+    import torch.nn.functional as F
+
     from ganzoo.testing import host_reads
 
     x = torch.randn(8, requires_grad=True)
+    y = torch.arange(8) % 3
 
     def step():
         (x * 2).relu().sum().backward()
-        torch.randn_like(x), torch.rand(3, device=x.device), torch.where(x > 0, x, 0)  # all fine
-        if x.sum() > 0:  # line +3
+        if x.sum() > 0:  # line +2
             pass
-        n = int(x.argmax())  # line +5
-        x[x > 0].sum()  # line +6
-        torch.nonzero(x)  # line +7
-        torch.rand(()) < 0.5  # line +8
+        n = int(x.argmax())  # line +4
+        x[x > 0].sum()  # line +5
+        torch.nonzero(x)  # line +6
+        torch.rand(()) < 0.5  # line +7
+        torch.arange(4), x.detach().tolist()  # line +8
+        random.random()  # line +9
         return n
 
-    first = step.__code__.co_firstlineno
+    first, original = step.__code__.co_firstlineno, random.random
     found = host_reads(step)
-    here = __file__
+    at = f"at {__file__}:{{}} in step: "
     assert found == [
-        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), at {here}:{first + 3} in step: "
-        "if x.sum() > 0:  # line +3",
-        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), at {here}:{first + 5} in step: "
-        "n = int(x.argmax())  # line +5",
-        f"makes a tensor whose shape depends on the data (a boolean mask as an index), at {here}:{first + 6} in step: "
-        "x[x > 0].sum()  # line +6",
-        f"makes a tensor whose shape depends on the data (nonzero), at {here}:{first + 7} in step: "
-        "torch.nonzero(x)  # line +7",
-        "draws random numbers without a device: on a GPU they are drawn on the CPU, outside the graph, so every "
-        f"replay reuses the capture's draw (pass device=, or use *_like), at {here}:{first + 8} in step: "
-        "torch.rand(()) < 0.5  # line +8"], found
-    assert host_reads(lambda: (x * 3).sum().backward()) == []
+        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), {at.format(first + 2)}"
+        "if x.sum() > 0:  # line +2",
+        f"reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), {at.format(first + 4)}"
+        "n = int(x.argmax())  # line +4",
+        f"makes a tensor whose shape depends on the data (a boolean mask as an index), {at.format(first + 5)}"
+        "x[x > 0].sum()  # line +5",
+        f"makes a tensor whose shape depends on the data (nonzero), {at.format(first + 6)}torch.nonzero(x)  # line +6",
+        "draws random numbers without a device (torch.rand): on a GPU it is made on the host, outside the graph, so "
+        f"every replay reuses what the capture made (pass device=, or use *_like / x.new_*), {at.format(first + 7)}"
+        "torch.rand(()) < 0.5  # line +7",
+        "builds a tensor without a device (torch.arange): on a GPU it is made on the host, outside the graph, so "
+        f"every replay reuses what the capture made (pass device=, or use *_like / x.new_*), {at.format(first + 8)}"
+        "torch.arange(4), x.detach().tolist()  # line +8",
+        "copies a tensor to the host (.tolist()): on a GPU it waits for the device, and a capture refuses it, "
+        f"{at.format(first + 8)}torch.arange(4), x.detach().tolist()  # line +8",
+        "draws from Python's random module (random.random): a replayed graph repeats the capture's draw (draw on the "
+        f"device with torch), {at.format(first + 9)}random.random()  # line +9"], found
+    assert random.random is original  # put back
 
+    def fine():  # what a GPU does without a read: one_hot with the class count, a scalar through a mask
+        (x * 3).sum().backward()
+        F.one_hot(y, 3)
+        masked = x.detach().clone()
+        masked[masked > 0] = 0.0
+        torch.rand(3, out=torch.empty(3, device=x.device)), torch.randn_like(x), x.new_zeros(2), x.to(x.device)
+
+    assert host_reads(fine) == []
