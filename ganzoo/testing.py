@@ -238,12 +238,18 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
     def note(what: str) -> None:
         found.setdefault(f"{what}, at {_place(traceback.extract_stack())}")
 
-    def called_by_torch() -> bool:
-        here = Path(__file__).resolve()
-        for frame in reversed(traceback.extract_stack()):
-            path = Path(frame.filename).resolve()
-            if path != here:
-                return path.is_relative_to(torch_dir)
+    in_torch: dict[str, bool | None] = {}  # a file: in PyTorch, in this module (None), elsewhere
+
+    def called_by_torch() -> bool:  # (walks frames without reading source lines: it runs on every call)
+        frame = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name not in in_torch:
+                path = Path(name).resolve()
+                in_torch[name] = None if path == Path(__file__).resolve() else path.is_relative_to(torch_dir)
+            if in_torch[name] is not None:
+                return bool(in_torch[name])
+            frame = frame.f_back
         return False
 
     def is_cpu(value: Any) -> bool:  # a torch.device may be some tensor's .device: cuda on a GPU
