@@ -15,6 +15,7 @@ does nothing unless a test uses it, and it imports torch only inside the checks.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -243,6 +244,9 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
     def called_by_torch() -> bool:  # (walks frames without reading source lines: it runs on every call)
         frame = sys._getframe(1)
         while frame is not None:
+            if frame.f_code.co_name == "__torch_function__":  # another mode's (make_fx's), not a caller
+                frame = frame.f_back
+                continue
             name = frame.f_code.co_filename
             if name not in in_torch:
                 path = Path(name).resolve()
@@ -280,18 +284,37 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
                     return func(*args, **kwargs)
                 finally:
                     quiet[0] -= 1
-            if not called_by_torch():
-                if qualname in _TO_HOST and (qualname != "TensorBase.to" or any(
-                        is_cpu(a) for a in (*args[1:], kwargs.get("device")))):
-                    note(f"copies a tensor to the host (.{name}()): on a GPU it waits for the device, and a "
-                         "capture refuses it")
-                elif getattr(func, "__module__", None) == "torch" and (name in _RANDOM_FACTORIES or name in _FACTORIES) \
-                        and kwargs.get("device") is None and torch.get_default_device().type == "cpu" \
-                        and not any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+            if called_by_torch():
+                return func(*args, **kwargs)
+            is_torch = getattr(func, "__module__", None) == "torch"
+            if qualname in _TO_HOST and (qualname != "TensorBase.to" or any(
+                    is_cpu(a) for a in (*args[1:], kwargs.get("device")))):
+                note(f"copies a tensor to the host (.{name}()): on a GPU it waits for the device, and a "
+                     "capture refuses it")
+            elif qualname == "TensorBase.new_tensor" or (is_torch and name in ("tensor", "as_tensor") and args
+                                                           and not isinstance(args[0], torch.Tensor)
+                                                           and kwargs.get("device") is not None):
+                note(f"copies Python data to the device ({'x.new_tensor' if name == 'new_tensor' else 'torch.' + name}): a "
+                     "capture refuses the copy, or replays it from memory freed since; use a Python number, "
+                     "torch.full((), c, device=...), x.new_full(...), or a buffer made in __init__")
+            elif qualname == "TensorBase.__setitem__" and len(args) > 2 and isinstance(args[2], torch.Tensor) and any(
+                    isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
+                    for i in (args[1] if isinstance(args[1], tuple) else (args[1],))):
+                note(_DATA_SHAPED + " (a tensor assigned through a boolean mask: on a GPU it is indexed by nonzero; "
+                     "assign a Python number, or use torch.where)")
+            elif kwargs.get("generator") is not None and is_torch:
+                note(f"draws with a generator of its own (torch.{name}(generator=...)): a CUDA graph replays "
+                     "only the default generator's draws")
+            elif is_torch and (name in _RANDOM_FACTORIES or name in _FACTORIES) and kwargs.get("device") is None \
+                    and torch.get_default_device().type == "cpu" \
+                    and not any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+                out = func(*args, **kwargs)
+                if name in _RANDOM_FACTORIES or out.dim() > 0:  # a constant CPU scalar is captured as one
                     what = "draws random numbers" if name in _RANDOM_FACTORIES else "builds a tensor"
                     note(f"{what} without a device (torch.{name}): on a GPU it is made on the host, outside the "
                          "graph, so every replay reuses what the capture made (pass device=, or use *_like / "
                          "x.new_*)")
+                return out
             return func(*args, **kwargs)
 
     patched: list[tuple[Any, str, Any]] = []
@@ -376,13 +399,31 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    from torch.overrides import TorchFunctionMode
+
+    class OneHotOnDevice(TorchFunctionMode):
+        """``F.one_hot(t, K)`` as a comparison: its CPU kernel checks the labels with a read back,
+        which a recording refuses, and which its CUDA kernel does not make."""
+
+        def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", None) == "one_hot":
+                classes = kwargs.get("num_classes", args[1] if len(args) > 1 else -1)
+                if classes > 0:
+                    return (args[0].unsqueeze(-1) == torch.arange(classes, device=args[0].device)).long()
+            return func(*args, **kwargs)
+
+    def with_one_hot_on_device() -> dict[str, Any]:
+        with OneHotOnDevice():
+            return fn()
+
     recorded: list[Any] = []
     try:
-        found = host_reads(lambda: recorded.append(make_fx(fn)()))
+        found = host_reads(lambda: recorded.append(make_fx(with_one_hot_on_device)()))
     except RuntimeError as exc:
         if "_local_scalar_dense" in str(exc) or "data-dependent" in str(exc):
-            raise AssertionError(f"the step {_READS_BACK}, at {_place(traceback.extract_tb(exc.__traceback__))}: "
-                                 "a CUDA capture refuses it") from None
+            raise AssertionError(f"the step {_READS_BACK}, which a CUDA capture refuses, at "
+                                 f"{_place(traceback.extract_tb(exc.__traceback__))}") from None
         raise AssertionError(
             "torch.fx's make_fx, which stands in for a CUDA graph on the CPU, could not record the step "
             f"({type(exc).__name__}: {_first_line(exc)}). If the step is right and make_fx is at fault, deselect "
@@ -440,24 +481,28 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cud
     y = y.to(device) if y is not None else None
     batches = [(torch.rand(n, *shape, device=device) * 2 - 1, gan.generator.sample_latent(n, device=device))
                for _ in range(3)]
+    # steps 0, L, 2L, where L is a multiple of every lazy regularizer's period: one kind of step
+    # (all of them due), so one graph, warmed up, captured, and replayed twice
+    period = math.lcm(1, *(reg.every for _, reg in m.regularizers))
     graphed = GraphedStep(m, warmup=1, capture=capture)
     with _fail_with(advice):
         for i, (real, z) in enumerate(batches[:2]):  # an eager warm-up, then the capture and its first replay
-            graphed(real, y, z, step=i)
+            graphed(real, y, z, step=i * period)
         tensors = [t for module in (gan, m.ema) for t in [*module.parameters(), *module.buffers()]
                    if t.is_floating_point()]
         before = [t.detach().clone() for t in tensors]
         # the graph's second replay (its capture replayed once): state that a step rebinds instead
         # of updating in place is read from where it was at the capture, and stays behind here
         real, z = batches[2]
+        assert graphed.key(real, y, update_g=True, step=2 * period) in graphed.graphs, "the step was not captured"
         reseed(5)
-        graphed(real, y, z, step=2)
+        graphed(real, y, z, step=2 * period)
         replayed = [t.detach().clone() for t in tensors]
         with torch.no_grad():
             for t, saved in zip(tensors, before):
                 t.copy_(saved)
         reseed(5)
-        train_step(m, real, y, z, step=2)  # the EMA reads the decay the replay was given
+        train_step(m, real, y, z, step=2 * period)  # the EMA reads the decay the replay was given
         if on_gpu:
             torch.cuda.synchronize()
     names = [prefix + name for module, prefix in ((gan, ""), (m.ema, "ema.")) for name, t in
@@ -475,7 +520,7 @@ def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cud
                         dtype=torch.bfloat16, regularizers=list(regularizers), augmentations=list(augmentations))
     graphed = GraphedStep(m16, warmup=1)
     with _fail_with(advice + "; under bf16 autocast too"):
-        outs = [graphed(real, y, z, step=i) for i, (real, z) in enumerate(batches)]
+        outs = [graphed(real, y, z, step=i * period) for i, (real, z) in enumerate(batches)]
         bad = {k: float(v) for out in outs for k, v in out.items() if not torch.isfinite(v).all()}
         assert not bad, f"bf16 steps replayed from a graph gave non-finite values: {bad}"
 

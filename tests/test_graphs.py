@@ -284,6 +284,10 @@ def test_host_reads_names_each_thing_a_graph_cannot_capture_with_its_line():
         torch.rand(()) < 0.5  # line +7
         torch.arange(4), x.detach().tolist()  # line +8
         random.random()  # line +9
+        x.new_tensor([1.0, 2.0]), torch.tensor([3.0], device=x.device)  # line +10
+        masked = x.detach().clone()
+        masked[masked > 0] = masked.mean()  # line +12
+        torch.randn(2, generator=torch.Generator().manual_seed(0), device=x.device)  # line +13
         return n
 
     first, original = step.__code__.co_firstlineno, random.random
@@ -306,7 +310,17 @@ def test_host_reads_names_each_thing_a_graph_cannot_capture_with_its_line():
         "copies a tensor to the host (.tolist()): on a GPU it waits for the device, and a capture refuses it, "
         f"{at.format(first + 8)}torch.arange(4), x.detach().tolist()  # line +8",
         "draws from Python's random module (random.random): a replayed graph repeats the capture's draw (draw on the "
-        f"device with torch), {at.format(first + 9)}random.random()  # line +9"], found
+        f"device with torch), {at.format(first + 9)}random.random()  # line +9",
+        *(f"copies Python data to the device ({call}): a capture refuses the copy, or replays it from memory freed "
+          "since; use a Python number, torch.full((), c, device=...), x.new_full(...), or a buffer made in __init__, "
+          f"{at.format(first + 10)}x.new_tensor([1.0, 2.0]), torch.tensor([3.0], device=x.device)  # line +10"
+          for call in ("x.new_tensor", "torch.tensor")),
+        "makes a tensor whose shape depends on the data (a tensor assigned through a boolean mask: on a GPU it is "
+        f"indexed by nonzero; assign a Python number, or use torch.where), {at.format(first + 12)}"
+        "masked[masked > 0] = masked.mean()  # line +12",
+        "draws with a generator of its own (torch.randn(generator=...)): a CUDA graph replays only the default "
+        f"generator's draws, {at.format(first + 13)}"
+        "torch.randn(2, generator=torch.Generator().manual_seed(0), device=x.device)  # line +13"], found
     assert random.random is original  # put back
 
     def fine():  # what a GPU does without a read: one_hot with the class count, a scalar through a mask
@@ -315,5 +329,17 @@ def test_host_reads_names_each_thing_a_graph_cannot_capture_with_its_line():
         masked = x.detach().clone()
         masked[masked > 0] = 0.0
         torch.rand(3, out=torch.empty(3, device=x.device)), torch.randn_like(x), x.new_zeros(2), x.to(x.device)
+        torch.zeros(()), torch.tensor(0.5), torch.full((), 2.0)  # CPU scalars: captured as constants
 
     assert host_reads(fine) == []
+
+
+def test_a_lazy_regularizer_is_checked_on_the_steps_it_is_due():
+    """The check steps at 0, L, 2L (L a multiple of every lazy period), so that the step it
+    measures is a replay of the kind of step in which the regularizer applies."""
+    import ganzoo
+    from ganzoo.testing import build, check_cuda_graph_step
+
+    for every in (2, 4):
+        check_cuda_graph_step(build("dcgan", (1, 28, 28)), "nonsaturating", device="cpu",
+                              regularizers=[("r1", ganzoo.create_regularizer("r1", every=every))])
