@@ -217,9 +217,13 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
     - a tensor whose shape depends on the data: ``nonzero``, a boolean mask as an index (assigning
       a scalar through one is fine: it becomes ``masked_fill_``), ``masked_select``, ``unique``,
       ``repeat_interleave`` without ``output_size``;
-    - a tensor built or drawn without a device (``torch.rand(())``, ``torch.zeros(n)``): on a GPU it
-      is made on the host, outside the graph, so every replay reuses what the capture made;
-    - a draw from Python's ``random`` or ``numpy.random`` (called as ``random.random()``, say).
+    - a tensor built or drawn without a device (``torch.rand(())``, ``torch.zeros(n)``; a constant
+      scalar such as ``torch.tensor(0.5)`` is fine): on a GPU it is made on the host, outside the
+      graph, so every replay reuses what the capture made;
+    - Python data copied to the device (``torch.tensor([...], device=...)``, ``x.new_tensor(...)``),
+      and a tensor assigned through a boolean mask (on a GPU: indexed by ``nonzero``);
+    - a draw with a ``torch.Generator`` of its own (a graph replays the default generator's), or
+      from the functions of Python's ``random`` or ``numpy.random`` (``random.random()``, say).
 
     It runs ``step`` once, on the CPU as well as anywhere else. A call PyTorch makes itself is not
     counted, except a read back. ``F.one_hot`` with ``num_classes`` is fine (it checks its input
@@ -302,9 +306,9 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
                     for i in (args[1] if isinstance(args[1], tuple) else (args[1],))):
                 note(_DATA_SHAPED + " (a tensor assigned through a boolean mask: on a GPU it is indexed by nonzero; "
                      "assign a Python number, or use torch.where)")
-            elif kwargs.get("generator") is not None and is_torch:
-                note(f"draws with a generator of its own (torch.{name}(generator=...)): a CUDA graph replays "
-                     "only the default generator's draws")
+            elif kwargs.get("generator") is not None:
+                note(f"draws with a generator of its own ({'torch.' if is_torch else 'x.'}{name}(generator=...)): a "
+                     "CUDA graph replays only the default generator's draws")
             elif is_torch and (name in _RANDOM_FACTORIES or name in _FACTORIES) and kwargs.get("device") is None \
                     and torch.get_default_device().type == "cpu" \
                     and not any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
