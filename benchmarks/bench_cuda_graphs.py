@@ -1,4 +1,4 @@
-"""On a CUDA GPU: each model's training step run eagerly against the same step replayed from a CUDA graph.
+"""Each model's training step run eagerly against the same step replayed from a CUDA graph (on a CPU: the checks a CPU can run).
 
 For every registered model (third-party ones too) at its default options on 1x28x28 images:
 whether its step, captured, changes the weights as the eager step does (the conformance check
@@ -13,6 +13,11 @@ measures a whole run.
     python benchmarks/bench_cuda_graphs.py dcgan sngan --batch-size 64 --steps 200 --json
 
 Name the GPU (and the host's CPU, which launches the eager kernels) beside every number you quote.
+
+Without a GPU it runs, for each model, the three checks of the promise a CPU can (those of the
+conformance suite, whether or not the model declares it): does a step read nothing back to the
+host (``ganzoo.testing.host_reads``), rebind no tensor attribute (``rebound_state``), and replay
+from a recorded trace as it runs eagerly (``check_cuda_graph_step(..., device="cpu")``)?
 """
 
 from __future__ import annotations
@@ -64,6 +69,39 @@ def measure(model: str, *, batch_size: int, steps: int, warmup: int) -> dict[str
     return row
 
 
+def cpu_checks(model: str) -> dict[str, Any]:
+    """The three checks of the CUDA-graph promise a CPU can run, on ``model`` as if it declared it."""
+    import torch
+
+    from ganzoo.step import train_step
+    from ganzoo.testing import (SHAPES, _step_modules, build, check_cuda_graph_step, compatible_losses, host_reads,
+                                labels_for, rebound_state)
+
+    torch.manual_seed(0)
+    gan = build(model, SHAPES[0])
+    row: dict[str, Any] = {"model": model, "declared": gan.cuda_graphs}
+    losses, _ = compatible_losses(gan)
+    row["loss"] = loss = "nonsaturating" if "nonsaturating" in losses else losses[0]
+    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
+    y = labels_for(gan, 8)
+    batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(3)]
+    train_step(m, batches[0][0], y, batches[0][1], step=0)
+    found = host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1))
+    rebound = rebound_state({"model": gan, "loss": m.loss}, lambda: train_step(m, batches[2][0], y, batches[2][1], step=2))
+    row["reads_nothing_back"], row["keeps_state_in_place"] = not found, not rebound
+    why = found[:1] + ([f"a step rebinds {rebound}"] if rebound else [])
+    replay = build(model, SHAPES[0])
+    replay.cuda_graphs = True
+    try:
+        check_cuda_graph_step(replay, loss, device="cpu")
+        row["replays_as_eagerly"] = True
+    except AssertionError as exc:
+        row["replays_as_eagerly"] = False
+        why.append(str(exc).split("\n\nWhat to fix")[0])
+    row["why"] = "; ".join(w[:300] for w in why)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="models to measure (default: every registered one)")
@@ -78,9 +116,20 @@ def main() -> None:
     import ganzoo
 
     if not torch.cuda.is_available():
-        raise SystemExit("error: this benchmark needs a CUDA GPU; on a CPU, the conformance suite checks what a "
-                         "CPU can of a model that declares cuda_graphs=True (python -m pytest --ganzoo-conformance "
-                         "MODEL -k cuda_graph_promise)")
+        rows = [cpu_checks(m) for m in (args.models or ganzoo.list_models())]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        print("no CUDA GPU: the checks of the promise a CPU can run (no speed-up measured)")
+        print(f"{'model':12} {'declared':>9} {'reads nothing back':>19} {'keeps state in place':>21} "
+              f"{'replays as eagerly':>19}")
+        for r in rows:
+            print(f"{r['model']:12} {str(r['declared']):>9} {str(r['reads_nothing_back']):>19} "
+                  f"{str(r['keeps_state_in_place']):>21} {str(r['replays_as_eagerly']):>19}")
+        for r in rows:
+            if r["why"]:
+                print(f"{r['model']}: {r['why']}")
+        return
     rows = [measure(m, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup)
             for m in (args.models or ganzoo.list_models())]
     if args.json:

@@ -343,3 +343,21 @@ def test_a_lazy_regularizer_is_checked_on_the_steps_it_is_due():
     for every in (2, 4):
         check_cuda_graph_step(build("dcgan", (1, 28, 28)), "nonsaturating", device="cpu",
                               regularizers=[("r1", ganzoo.create_regularizer("r1", every=every))])
+
+
+def test_the_graphs_benchmark_without_a_gpu_runs_the_cpu_checks_and_says_which_fail():
+    """`python benchmarks/bench_cuda_graphs.py MODEL` tells a plugin author without a GPU what the
+    CPU can: BEGAN's loss rebinds k_t; dcgan passes all three."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cuda_graphs.py"
+    result = subprocess.run([sys.executable, str(script), "began", "dcgan", "--json"], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["model"]: row for row in json.loads(result.stdout)}
+    assert rows["began"]["keeps_state_in_place"] is False and "loss.k" in rows["began"]["why"]
+    assert rows["began"]["declared"] is False and rows["dcgan"]["declared"] is True
+    assert all(rows["dcgan"][check] for check in ("reads_nothing_back", "keeps_state_in_place", "replays_as_eagerly"))
