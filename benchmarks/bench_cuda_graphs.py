@@ -1,4 +1,4 @@
-"""Each model's training step run eagerly against the same step replayed from a CUDA graph (on a CPU: the checks a CPU can run).
+"""Each model's training step, eager against replayed from a CUDA graph (without a GPU: the CPU's checks).
 
 For every registered model (third-party ones too) at its default options on 1x28x28 images:
 whether its step, captured, changes the weights as the eager step does (the conformance check
@@ -87,7 +87,8 @@ def cpu_checks(model: str) -> dict[str, Any]:
     batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(3)]
     train_step(m, batches[0][0], y, batches[0][1], step=0)
     found = host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1))
-    rebound = rebound_state({"model": gan, "loss": m.loss}, lambda: train_step(m, batches[2][0], y, batches[2][1], step=2))
+    rebound = rebound_state({"model": gan, "loss": m.loss},
+                            lambda: train_step(m, batches[2][0], y, batches[2][1], step=2))
     row["reads_nothing_back"], row["keeps_state_in_place"] = not found, not rebound
     why = found[:1] + ([f"a step rebinds {rebound}"] if rebound else [])
     replay = build(model, SHAPES[0])

@@ -270,9 +270,10 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
             if name in _WHY and not (quiet[0] and name == "_local_scalar_dense"):
                 note(_WHY[name])
             elif name in ("index", "index_put", "index_put_", "_index_put_impl_") and len(args) > 1 and any(
-                    isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1] if i is not None):
-                scalar_fill = name != "index" and len(args) > 2 and isinstance(args[2], torch.Tensor) and args[2].dim() == 0
-                if not scalar_fill:
+                    isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
+                    for i in args[1] if i is not None):
+                value = args[2] if name != "index" and len(args) > 2 else None
+                if not (isinstance(value, torch.Tensor) and value.dim() == 0):  # a scalar fill is masked_fill_
                     note(_DATA_SHAPED + " (a boolean mask as an index)")
             elif str(func) == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is None:
                 note(_DATA_SHAPED + " (repeat_interleave with tensor repeats and no output_size)")
@@ -298,9 +299,10 @@ def host_reads(step: Callable[[], Any]) -> list[str]:
             elif qualname == "TensorBase.new_tensor" or (is_torch and name in ("tensor", "as_tensor") and args
                                                            and not isinstance(args[0], torch.Tensor)
                                                            and kwargs.get("device") is not None):
-                note(f"copies Python data to the device ({'x.new_tensor' if name == 'new_tensor' else 'torch.' + name}): a "
-                     "capture refuses the copy, or replays it from memory freed since; use a Python number, "
-                     "torch.full((), c, device=...), x.new_full(...), or a buffer made in __init__")
+                call = "x.new_tensor" if name == "new_tensor" else f"torch.{name}"
+                note(f"copies Python data to the device ({call}): a capture refuses the copy, or replays it from "
+                     "memory freed since; use a Python number, torch.full((), c, device=...), x.new_full(...), or a "
+                     "buffer made in __init__")
             elif qualname == "TensorBase.__setitem__" and len(args) > 2 and isinstance(args[2], torch.Tensor) and any(
                     isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
                     for i in (args[1] if isinstance(args[1], tuple) else (args[1],))):

@@ -255,7 +255,7 @@ class G(Generator):
 
     def forward(self, z, y=None):
         x = self.net(z)
-        if self.flip and self.training and torch.rand(()) < 0.5:   # decided on the host: a replayed graph repeats the capture's choice
+        if self.flip and self.training and torch.rand(()) < 0.5:   # decided on the host: a graph repeats it
             x = -x
         return torch.tanh(x).reshape(-1, *self.image_shape)
 
@@ -297,7 +297,8 @@ class Plugin:
         register("counting", lambda o, *, image_shape, num_classes=None: GAN(
             G(image_shape, flip=False), CountingD(image_shape), cuda_graphs=True),
             description="declares cuda_graphs but decides from a Python counter")
-        register("hosty", lambda o, *, image_shape, num_classes=None: GAN(G(image_shape), D(image_shape), cuda_graphs=True),
+        register("hosty", lambda o, *, image_shape, num_classes=None: GAN(
+            G(image_shape), D(image_shape), cuda_graphs=True),
                  description="declares cuda_graphs but flips a coin on the host")
 
 
@@ -315,9 +316,9 @@ TestHosty = conformance("hosty", "counting", "onehot", shapes=[(1, 28, 28)])
         "test_cuda_graph_promise_replays_as_eagerly_on_cpu[counting]",  # a Python counter's choice, frozen
         "test_cuda_graph_promise_replays_as_eagerly_on_cpu[hosty]"], out[-3000:]  # the recording reads the coin back
     assert ("AssertionError: the step reads a value back to the host (.item(), `if tensor:`, int(t), float(t)), which "
-            f"a CUDA capture refuses, at {plugin}:20 in forward") in out, out[-3000:]  # the recording, refused where the capture would be
+            f"a CUDA capture refuses, at {plugin}:20 in forward") in out, out[-3000:]  # refused as a capture is
     assert "reads a value back to the host" in out and "draws random numbers without a device (torch.rand)" in out
-    assert "test_hosty_plugin.py:20 in forward: if self.flip and self.training and torch.rand(()) < 0.5:" in out, out[-3000:]
+    assert "test_hosty_plugin.py:20 in forward: if self.flip and self.training and torch.rand(()) < 0.5:" in out
     differ = next(line for line in out.splitlines() if "a replayed step and the same step run eagerly changed" in line)
     assert "'discriminator.net.weight'" in differ and "'generator.net.weight'" in differ, differ
     assert "What to fix: decide on the device, not in Python: torch.where" in out, out[-3000:]

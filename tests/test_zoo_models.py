@@ -63,7 +63,6 @@ def test_stylegan2_mixes_styles_on_the_device_so_its_step_can_be_captured():
     assert all(150 <= c <= 210 for c in cuts[1:g.num_styles])  # ... at a crossover uniform over 1..5
 
 
-
 @pytest.mark.parametrize("model", ["stylegan2", "infogan"])
 def test_models_that_do_not_declare_cuda_graphs_yet_pass_what_a_cpu_checks_of_the_promise(model):
     """They failed the GPU check (docs/benchmarks.md): stylegan2 for its host-side mixing, since
@@ -80,6 +79,7 @@ def test_models_that_do_not_declare_cuda_graphs_yet_pass_what_a_cpu_checks_of_th
     assert host_reads(lambda: train_step(m, real[1], None, z[1], step=1)) == []
     assert rebound_state({"model": gan}, lambda: train_step(m, real[2], None, z[2], step=2)) == []
     check_cuda_graph_step(build(model, (1, 28, 28)), "nonsaturating", device="cpu")
+
 
 def test_began_controller_by_hand():
     """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); M = L(x) + |gamma L(x) - L(G(z))|."""
