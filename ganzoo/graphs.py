@@ -82,6 +82,12 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> None:
                 optimizer.state[param]["step"] = step.to(param.device, torch.float32)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (or its type's name, when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def cuda_capture(fn: Callable[[], dict[str, torch.Tensor]]) -> tuple[Replay, dict[str, torch.Tensor]]:
     """Capture ``fn`` (which runs no work while captured) in a CUDA graph of its own memory pool;
     return the graph's replay and the tensors ``fn`` returned, which each replay rewrites."""
@@ -162,7 +168,7 @@ class GraphedStep:
         except RuntimeError as exc:  # a part declared cuda_graphs but reads back to the host, or the like
             raise PluginError(
                 "capturing the training step in a CUDA graph failed, although every part of it declares "
-                f"cuda_graphs = True: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}. "
+                f"cuda_graphs = True: {first_line(exc)}. "
                 "Train with --set train.cuda_graphs=false, and tell the author of the model, loss, "
                 "regularizer or augmentation that reads a value back or builds a tensor on the CPU") from exc
         return replay, outputs, inputs

@@ -404,8 +404,9 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
     """
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
-
     from torch.overrides import TorchFunctionMode
+
+    from ganzoo.graphs import first_line
 
     class OneHotOnDevice(TorchFunctionMode):
         """``F.one_hot(t, K)`` as a comparison: its CPU kernel checks the labels with a read back,
@@ -432,7 +433,7 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
                                  f"{_place(traceback.extract_tb(exc.__traceback__))}") from None
         raise AssertionError(
             "torch.fx's make_fx, which stands in for a CUDA graph on the CPU, could not record the step "
-            f"({type(exc).__name__}: {_first_line(exc)}). If the step is right and make_fx is at fault, deselect "
+            f"({type(exc).__name__}: {first_line(exc)}). If the step is right and make_fx is at fault, deselect "
             "this check (-k 'not replays_as_eagerly_on_cpu') and rely on test_cuda_graph_promise on a GPU") from exc
     if found:
         raise AssertionError("the step does what a CUDA graph cannot capture: " + "; ".join(found))
@@ -444,11 +445,6 @@ def trace_capture(fn: Callable[[], dict[str, Any]]) -> tuple[Callable[[], None],
                 outputs.setdefault(name, torch.empty_like(value)).copy_(value)
 
     return replay, outputs
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_cuda_graph_step(gan: Any, loss: str, n: int = 8, *, device: str = "cuda",
