@@ -71,36 +71,13 @@ def measure(model: str, *, batch_size: int, steps: int, warmup: int) -> dict[str
 
 def cpu_checks(model: str) -> dict[str, Any]:
     """The three checks of the CUDA-graph promise a CPU can run, on ``model`` as if it declared it."""
-    import torch
+    from ganzoo.testing import SHAPES, build, cuda_graph_cpu_findings
 
-    from ganzoo.step import train_step
-    from ganzoo.testing import (SHAPES, _step_modules, build, check_cuda_graph_step, compatible_losses, host_reads,
-                                labels_for, rebound_state)
-
-    torch.manual_seed(0)
-    gan = build(model, SHAPES[0])
-    row: dict[str, Any] = {"model": model, "declared": gan.cuda_graphs}
-    losses, _ = compatible_losses(gan)
-    row["loss"] = loss = "nonsaturating" if "nonsaturating" in losses else losses[0]
-    m = _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
-    y = labels_for(gan, 8)
-    batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(3)]
-    train_step(m, batches[0][0], y, batches[0][1], step=0)
-    found = host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1))
-    rebound = rebound_state({"model": gan, "loss": m.loss},
-                            lambda: train_step(m, batches[2][0], y, batches[2][1], step=2))
-    row["reads_nothing_back"], row["keeps_state_in_place"] = not found, not rebound
-    why = found[:1] + ([f"a step rebinds {rebound}"] if rebound else [])
-    replay = build(model, SHAPES[0])
-    replay.cuda_graphs = True
-    try:
-        check_cuda_graph_step(replay, loss, device="cpu")
-        row["replays_as_eagerly"] = True
-    except AssertionError as exc:
-        row["replays_as_eagerly"] = False
-        why.append(str(exc).split("\n\nWhat to fix")[0])
-    row["why"] = "; ".join(w[:300] for w in why)
-    return row
+    found = cuda_graph_cpu_findings(model)
+    why = found["reads_back"][:1] + [f"a step rebinds {found['rebinds']}"] * bool(found["rebinds"]) + found["replay"]
+    return {"model": model, "declared": build(model, SHAPES[0]).cuda_graphs,
+            "reads_nothing_back": not found["reads_back"], "keeps_state_in_place": not found["rebinds"],
+            "replays_as_eagerly": not found["replay"], "why": "; ".join(w[:300] for w in why)}
 
 
 def main() -> None:

@@ -373,6 +373,38 @@ def _cpu_step(gan: Any, loss: str) -> Any:
     return _step_modules(gan, loss, lambda params: torch.optim.SGD(params, lr=1e-3), device_type="cpu")
 
 
+def cuda_graph_cpu_findings(model: str, loss: str | None = None) -> dict[str, list[str]]:
+    """The three checks of the CUDA-graph promise a CPU can run, on ``model`` at its default options
+    as if it declared the promise (SGD, 8 images of 1x28x28, ``loss`` or a loss that can train it):
+    what each found, empty where it passed. ``reads_back``: :func:`host_reads` of a step;
+    ``rebinds``: :func:`rebound_state` of the model and loss over a step; ``replay``: the failure of
+    :func:`check_cuda_graph_step` on the CPU."""
+    import torch
+
+    from ganzoo.step import train_step
+
+    torch.manual_seed(0)
+    gan = build(model, SHAPES[0])
+    if loss is None:
+        losses = compatible_losses(gan)[0]
+        loss = "nonsaturating" if "nonsaturating" in losses else losses[0]
+    m, y = _cpu_step(gan, loss), labels_for(gan, 8)
+    batches = [(torch.rand(8, *SHAPES[0]) * 2 - 1, gan.generator.sample_latent(8)) for _ in range(3)]
+    train_step(m, batches[0][0], y, batches[0][1], step=0)  # lazily made state is made before the watch
+    found: dict[str, list[str]] = {
+        "reads_back": host_reads(lambda: train_step(m, batches[1][0], y, batches[1][1], step=1)),
+        "rebinds": rebound_state({"model": gan, "loss": m.loss},
+                                 lambda: train_step(m, batches[2][0], y, batches[2][1], step=2)),
+        "replay": []}
+    replay = build(model, SHAPES[0])
+    replay.cuda_graphs = True
+    try:
+        check_cuda_graph_step(replay, loss, device="cpu")
+    except AssertionError as exc:
+        found["replay"].append(str(exc).split("\n\nWhat to fix")[0])
+    return found
+
+
 def capturable_losses(gan: Any) -> list[str]:
     """The losses that can train ``gan`` and declare ``cuda_graphs = True``."""
     import ganzoo
