@@ -72,7 +72,6 @@ def test_feature_network_is_trained_once_cached_and_deterministic(scored_run):
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
 
 
-
 def test_scoring_seeds_the_cpu_only_and_leaves_the_gpus_random_stream_alone(scored_run, monkeypatch):
     """During training on a GPU, an evaluation used to reseed CUDA's generator to the run's seed
     (torch.manual_seed seeds every device): dropout and augmentation then repeated their draws."""
@@ -92,6 +91,7 @@ def test_scoring_seeds_the_cpu_only_and_leaves_the_gpus_random_stream_alone(scor
             extra.unlink()
         cached.with_suffix(".bak").rename(cached)
     assert seeded == [] and torch.equal(torch.random.get_rng_state(), state)
+
 
 def test_eval_during_training_logs_scores_and_keeps_the_best(scored_run):
     run, _, _ = scored_run
